@@ -1,0 +1,145 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dovaclean/go-update-orchestrator/workflows"
+)
+
+// maxAnswerBytes bounds what we read of any device answer.
+const maxAnswerBytes = 64 << 10
+
+// errDeviceUnavailable is the type of transient device errors; it is not
+// in the non-retryable list, so Temporal retries it with backoff.
+const errDeviceUnavailable = "DeviceUnavailable"
+
+// answerError classifies a device's HTTP answer per the device protocol:
+// 408, 429 and 5xx are transient (429 honours Retry-After), 422 is a
+// refused image, redirects and other 4xx are permanent refusals.
+func answerError(ctx context.Context, step string, resp *http.Response) error {
+	what := fmt.Sprintf("%s: device answered %s%s", step, resp.Status, answerDetail(resp))
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusTooManyRequests:
+		return transient(ctx, what, retryAfter(resp.Header.Get("Retry-After")))
+	case code == http.StatusRequestTimeout || code >= 500:
+		return transient(ctx, what, 0)
+	case code == http.StatusUnprocessableEntity:
+		return permanent(workflows.ErrChecksumMismatch, what+" (image refused)")
+	case code >= 300 && code < 400:
+		return permanent(workflows.ErrBadDeviceAnswer, what+" redirecting to "+resp.Header.Get("Location")+" (redirects are not followed)")
+	default:
+		return permanent(workflows.ErrDeviceRefused, what)
+	}
+}
+
+// answerDetail is a short, single-line excerpt of the answer's body.
+func answerDetail(resp *http.Response) string {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	text := strings.Join(strings.Fields(string(body)), " ")
+	if text == "" {
+		return ""
+	}
+	if len(text) > 200 {
+		text = text[:200] + "..."
+	}
+	return ": " + text
+}
+
+// retryAfter parses Retry-After in seconds or as an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(0, time.Until(at))
+	}
+	return 0
+}
+
+// transient is retried by the activity's retry policy. The message names
+// the attempt so the final failure says how hard we tried.
+func transient(ctx context.Context, what string, delay time.Duration) error {
+	msg := fmt.Sprintf("%s (attempt %d)", what, activity.GetInfo(ctx).Attempt)
+	return temporal.NewApplicationErrorWithOptions(msg, errDeviceUnavailable, temporal.ApplicationErrorOptions{
+		NextRetryDelay: delay,
+	})
+}
+
+func permanent(errType, what string) error {
+	return temporal.NewNonRetryableApplicationError(what, errType, nil)
+}
+
+// networkError is a transient failure to talk to the device at all,
+// unless our own context ended (cancellation is not a device problem).
+func networkError(ctx context.Context, step string, err error) error {
+	if ctx.Err() != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+			return transient(ctx, step+": "+cause.Error(), 0)
+		}
+		return ctx.Err()
+	}
+	return transient(ctx, step+": device unreachable: "+err.Error(), 0)
+}
+
+// deviceVersion is the body of GET {address}/version.
+type deviceVersion struct {
+	Version string `json:"version"`
+	State   string `json:"state"`
+}
+
+// idle: the device is not installing or rebooting (an absent state counts
+// as idle, for devices that do not report one).
+func (v deviceVersion) idle() bool { return v.State == "" || v.State == "idle" }
+
+// getVersion asks the device what it runs. Errors are classified like
+// any device answer.
+func (a *Activities) getVersion(ctx context.Context, step, address string) (deviceVersion, error) {
+	reqCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, address+"/version", nil)
+	if err != nil {
+		return deviceVersion{}, permanent(workflows.ErrBadDeviceAnswer, step+": bad device address: "+err.Error())
+	}
+	a.authorize(req)
+	resp, err := a.Client.Do(req)
+	if err != nil {
+		return deviceVersion{}, networkError(ctx, step, err)
+	}
+	defer drainAndClose(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return deviceVersion{}, answerError(ctx, step, resp)
+	}
+	var v deviceVersion
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&v); err != nil || v.Version == "" {
+		return deviceVersion{}, permanent(workflows.ErrBadDeviceAnswer,
+			step+`: device answered /version without a JSON {"version": ...}`)
+	}
+	return v, nil
+}
+
+func (a *Activities) authorize(req *http.Request) {
+	if a.DeviceToken != "" {
+		req.Header.Set("Authorization", "Bearer "+a.DeviceToken)
+	}
+}
+
+// drainAndClose lets the connection go back to the pool.
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxAnswerBytes))
+	_ = body.Close()
+}

@@ -1,0 +1,133 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/dovaclean/go-update-orchestrator/workflows"
+)
+
+// openImage opens the firmware at its URL for streaming and tells its
+// size (-1 when unknown). A missing image is a permanent failure; a
+// firmware server that is down is transient.
+func (a *Activities) openImage(ctx context.Context, fw workflows.Firmware) (io.ReadCloser, int64, error) {
+	u, err := url.Parse(fw.URL)
+	if err != nil {
+		return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware url: "+err.Error())
+	}
+	var body io.ReadCloser
+	size := int64(-1)
+	switch u.Scheme {
+	case "file":
+		f, err := os.Open(u.Path)
+		if err != nil {
+			return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware image not readable on this worker: "+err.Error())
+		}
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+		body = f
+	case "http", "https":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fw.URL, nil)
+		if err != nil {
+			return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware url: "+err.Error())
+		}
+		resp, err := a.Client.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, 0, ctx.Err()
+			}
+			return nil, 0, transient(ctx, "firmware server unreachable: "+err.Error(), 0)
+		}
+		if resp.StatusCode != http.StatusOK {
+			defer drainAndClose(resp.Body)
+			what := fmt.Sprintf("firmware server answered %s for %s", resp.Status, fw.URL)
+			if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+				return nil, 0, transient(ctx, what, retryAfter(resp.Header.Get("Retry-After")))
+			}
+			return nil, 0, permanent(workflows.ErrFirmwareSource, what)
+		}
+		body, size = resp.Body, resp.ContentLength
+	default:
+		return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware url scheme "+u.Scheme+" is not supported")
+	}
+	if fw.Size > 0 && size >= 0 && size != fw.Size {
+		_ = body.Close()
+		return nil, 0, permanent(workflows.ErrChecksumMismatch,
+			fmt.Sprintf("firmware image is %d bytes, the spec says %d", size, fw.Size))
+	}
+	if size < 0 && fw.Size > 0 {
+		size = fw.Size
+	}
+	return body, size, nil
+}
+
+// errImageMismatch marks an image whose bytes are not the ones the spec
+// names; the upload is aborted before the device receives its last byte.
+var errImageMismatch = errors.New("firmware image does not match the spec")
+
+// digestReader streams the image, hashing and counting as it goes. When
+// the size is known it checks the digest before handing over the last
+// chunk, so a wrong image never reaches a device whole.
+type digestReader struct {
+	src    io.Reader
+	hash   hash.Hash
+	want   string
+	size   int64
+	sent   atomic.Int64
+	failed atomic.Value // string: why the image was refused
+}
+
+func newDigestReader(src io.Reader, wantHex string, size int64) *digestReader {
+	return &digestReader{src: src, hash: sha256.New(), want: strings.ToLower(wantHex), size: size}
+}
+
+func (r *digestReader) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	r.hash.Write(p[:n])
+	total := r.sent.Load() + int64(n)
+	if r.size >= 0 && total > r.size {
+		return 0, r.refuse(fmt.Sprintf("firmware image is longer than its %d bytes", r.size))
+	}
+	lastChunk := err == io.EOF || (r.size >= 0 && total == r.size)
+	if lastChunk {
+		if err == nil { // the size says this is the end: make sure the source agrees
+			var extra [1]byte
+			if m, _ := io.ReadFull(r.src, extra[:]); m > 0 {
+				return 0, r.refuse(fmt.Sprintf("firmware image is longer than its %d bytes", r.size))
+			}
+		}
+		if r.size >= 0 && total < r.size {
+			return 0, r.refuse(fmt.Sprintf("firmware image ended after %d of its %d bytes", total, r.size))
+		}
+		if got := hex.EncodeToString(r.hash.Sum(nil)); got != r.want {
+			return 0, r.refuse(fmt.Sprintf("firmware image has sha256 %s, the spec says %s", got, r.want))
+		}
+	}
+	r.sent.Store(total)
+	if lastChunk && err == nil {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (r *digestReader) refuse(why string) error {
+	r.failed.Store(why)
+	return fmt.Errorf("%w: %s", errImageMismatch, why)
+}
+
+// refused says why the image was refused, or "" when it was not.
+func (r *digestReader) refused() string {
+	why, _ := r.failed.Load().(string)
+	return why
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dovaclean/go-update-orchestrator/workflows"
+)
+
+// progressLine is the one-line live view of a rollout.
+func progressLine(r workflows.Report, now time.Time) string {
+	done := r.Counts.Done()
+	elapsed := now.Sub(r.StartedAt)
+	return fmt.Sprintf("%s %-10s %s %d/%d done  %d failed  %d running  %s  elapsed %s",
+		r.RolloutID, r.Status, bar(done, r.Selected, 20), done, r.Selected, r.Counts.Failed,
+		r.Running, rate(done, elapsed), shortDuration(elapsed))
+}
+
+func bar(done, total, width int) string {
+	filled := 0
+	if total > 0 {
+		filled = min(width, done*width/total)
+	}
+	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
+}
+
+func rate(done int, elapsed time.Duration) string {
+	if elapsed <= 0 {
+		return "-- dev/s"
+	}
+	return fmt.Sprintf("%.1f dev/s", float64(done)/elapsed.Seconds())
+}
+
+func shortDuration(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// elapsedOf is how long the rollout ran, or has run so far.
+func elapsedOf(r workflows.Report, now time.Time) time.Duration {
+	if !r.EndedAt.IsZero() {
+		return r.EndedAt.Sub(r.StartedAt)
+	}
+	return now.Sub(r.StartedAt)
+}
+
+// summary is the closing view of an ended rollout.
+func summary(w io.Writer, r workflows.Report, now time.Time, maxFailures int) {
+	elapsed := elapsedOf(r, now)
+	fmt.Fprintf(w, "rollout %s %s in %s: %d devices, %d updated, %d already current, %d failed, %d cancelled (%s)\n",
+		r.RolloutID, r.Status, shortDuration(elapsed), r.Selected, r.Counts.Succeeded,
+		r.Counts.AlreadyCurrent, r.Counts.Failed, r.Counts.Cancelled, rate(r.Counts.Done(), elapsed))
+	if r.Reason != "" {
+		fmt.Fprintf(w, "  reason: %s\n", r.Reason)
+	}
+	failures(w, r, maxFailures)
+}
+
+// details is the status view.
+func details(w io.Writer, r workflows.Report, now time.Time) {
+	elapsed := elapsedOf(r, now)
+	fmt.Fprintf(w, "rollout   %s\n", r.RolloutID)
+	fmt.Fprintf(w, "status    %s\n", r.Status)
+	if r.Reason != "" {
+		fmt.Fprintf(w, "reason    %s\n", r.Reason)
+	}
+	fmt.Fprintf(w, "firmware  %s\n", r.Version)
+	fmt.Fprintf(w, "devices   %d selected, %d started, %d running\n", r.Selected, r.Started, r.Running)
+	fmt.Fprintf(w, "outcomes  %d updated, %d already current, %d failed, %d cancelled\n",
+		r.Counts.Succeeded, r.Counts.AlreadyCurrent, r.Counts.Failed, r.Counts.Cancelled)
+	fmt.Fprintf(w, "elapsed   %s (%s)\n", shortDuration(elapsed), rate(r.Counts.Done(), elapsed))
+	failures(w, r, workflows.MaxListedFailures)
+}
+
+func failures(w io.Writer, r workflows.Report, limit int) {
+	if r.Counts.Failed == 0 {
+		return
+	}
+	fmt.Fprintf(w, "failed devices (%d):\n", r.Counts.Failed)
+	for i, f := range r.Failures {
+		if i == limit {
+			break
+		}
+		fmt.Fprintf(w, "  %s  %s\n", f.DeviceID, f.Reason)
+	}
+	if listed := min(limit, len(r.Failures)); r.Counts.Failed > listed {
+		fmt.Fprintf(w, "  ... and %d more\n", r.Counts.Failed-listed)
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dovaclean/go-update-orchestrator/activities"
+	"github.com/dovaclean/go-update-orchestrator/worker/connection"
+	"github.com/dovaclean/go-update-orchestrator/workflows"
+)
+
+func startCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "start",
+		Usage:     "start a rollout (flags override the fields of --spec)",
+		UsageText: "starter start --id ID --inventory SRC --firmware SRC --version V [options]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "id", Usage: "rollout `ID` (also the workflow ID)"},
+			&cli.StringFlag{Name: "inventory", Usage: "fleet inventory: a path, file:// or http(s):// `SRC`"},
+			&cli.StringFlag{Name: "firmware", Usage: "firmware image: a path, file:// or http(s):// `SRC` readable by the workers"},
+			&cli.StringFlag{Name: "version", Usage: "firmware `VERSION` the devices must end on"},
+			&cli.StringFlag{Name: "sha256", Usage: "image digest as 64 `HEX` digits (computed from the image when omitted)"},
+			&cli.IntFlag{Name: "max-concurrent", Usage: fmt.Sprintf("devices updated at once (default %d)", workflows.DefaultMaxConcurrent)},
+			&cli.StringSliceFlag{Name: "tag", Usage: "select devices whose metadata has `KEY=VALUE` (repeatable)"},
+			&cli.StringSliceFlag{Name: "device", Usage: "select the device with this `ID` (repeatable)"},
+			&cli.StringSliceFlag{Name: "status", Usage: "select devices with this inventory `STATUS` (repeatable)"},
+			&cli.StringFlag{Name: "version-below", Usage: "select devices running a semantic version below `V`"},
+			&cli.StringFlag{Name: "spec", Usage: "rollout spec JSON `FILE` (see README)"},
+			&cli.BoolFlag{Name: "wait", Usage: "watch the rollout until it ends; exit code says how it ended"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "check the spec and show the selected devices without starting"},
+		},
+		OnUsageError: usageError,
+		Action:       startRollout,
+	}
+}
+
+func startRollout(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return badInput("start takes no arguments, got %q", c.Args().Slice())
+	}
+	spec, err := buildSpec(c)
+	if err != nil {
+		return badInput("%v", err)
+	}
+	devices, err := activities.LoadInventory(c.Context, activities.NewHTTPClient(nil), spec.Inventory)
+	if err != nil {
+		return badInput("--inventory: %v", err)
+	}
+	targets := activities.SelectTargets(devices, spec.ID, spec.Selector)
+	if len(targets) == 0 {
+		return badInput("the selector matched none of the %d devices in %s", len(devices), spec.Inventory)
+	}
+	if c.Bool("dry-run") {
+		printPlan(c, spec, targets, len(devices))
+		return nil
+	}
+
+	cl, err := connection.Dial(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return failed("%v", err)
+	}
+	defer cl.Close()
+	_, err = cl.ExecuteWorkflow(c.Context, client.StartWorkflowOptions{
+		ID:                       spec.ID,
+		TaskQueue:                c.String("task-queue"),
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.RolloutIDAttr.ValueSet(spec.ID),
+			workflows.FirmwareVersionAttr.ValueSet(spec.Firmware.Version),
+			workflows.RolloutStatusAttr.ValueSet(string(workflows.StatusRunning)),
+		),
+	}, workflows.FirmwareRolloutWorkflow, spec)
+	var exists *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &exists) {
+		return badInput("rollout %s already exists; see it with: starter status %s", spec.ID, spec.ID)
+	}
+	if err != nil {
+		return failed("starting rollout %s: %v", spec.ID, err)
+	}
+	fmt.Fprintf(c.App.Writer, "started rollout %s: firmware %s to %d devices, %d at a time\n",
+		spec.ID, spec.Firmware.Version, len(targets), spec.Concurrency())
+	if !c.Bool("wait") {
+		fmt.Fprintf(c.App.Writer, "watch it with: starter watch %s\n", spec.ID)
+		return nil
+	}
+	return watch(c, cl, spec.ID)
+}
+
+func printPlan(c *cli.Context, spec workflows.Spec, targets []workflows.Target, inventorySize int) {
+	w := c.App.Writer
+	fmt.Fprintf(w, "rollout %s (dry run, nothing started)\n", spec.ID)
+	fmt.Fprintf(w, "  firmware   %s  sha256 %s  %d bytes\n", spec.Firmware.Version, spec.Firmware.SHA256, spec.Firmware.Size)
+	fmt.Fprintf(w, "  selected   %d of %d devices, %d at a time\n", len(targets), inventorySize, spec.Concurrency())
+	fmt.Fprintln(w, "  order      (first devices)")
+	for i, t := range targets {
+		if i == 10 {
+			fmt.Fprintf(w, "             ... and %d more\n", len(targets)-10)
+			break
+		}
+		fmt.Fprintf(w, "             %s  %s\n", t.ID, t.Address)
+	}
+}

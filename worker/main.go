@@ -1,0 +1,47 @@
+// Command worker runs the FirmwareRollout and DeviceUpdate workflows and
+// the activities that talk to devices.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dovaclean/go-update-orchestrator/worker/connection"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "worker",
+		Usage: "run firmware rollouts: polls the task queue and pushes images to devices",
+		Flags: append(connection.Flags(),
+			&cli.StringFlag{
+				Name:  "device-token-file",
+				Usage: "read the devices' bearer token from `FILE` (default: $DEVICE_TOKEN)",
+			},
+			&cli.IntFlag{
+				Name:  "max-concurrent-activities",
+				Usage: "activities (pushes, verifies) this worker runs at once",
+				Value: 200,
+			},
+			&cli.IntFlag{
+				Name:  "max-concurrent-workflow-tasks",
+				Usage: "workflow tasks this worker runs at once",
+				Value: 100,
+			},
+		),
+		Action:          runWorker,
+		HideHelpCommand: true,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return cli.Exit("worker: "+err.Error(), 2)
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if exit, ok := err.(cli.ExitCoder); ok {
+			os.Exit(exit.ExitCode())
+		}
+		os.Exit(1)
+	}
+}

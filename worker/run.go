@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/dovaclean/go-update-orchestrator/activities"
+	"github.com/dovaclean/go-update-orchestrator/worker/connection"
+	"github.com/dovaclean/go-update-orchestrator/workflows"
+)
+
+func runWorker(c *cli.Context) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	token, err := deviceToken(c.String("device-token-file"))
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
+	if c.Int("max-concurrent-activities") < 1 || c.Int("max-concurrent-workflow-tasks") < 2 {
+		return cli.Exit("worker: --max-concurrent-activities must be at least 1 and --max-concurrent-workflow-tasks at least 2", 2)
+	}
+	cl, err := connection.Dial(c, logger)
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 1)
+	}
+	defer cl.Close()
+	if err := ensureSearchAttributes(c.Context, cl, c.String("namespace")); err != nil {
+		return cli.Exit("worker: "+err.Error(), 1)
+	}
+
+	w := worker.New(cl, c.String("task-queue"), worker.Options{
+		MaxConcurrentActivityExecutionSize:     c.Int("max-concurrent-activities"),
+		MaxConcurrentWorkflowTaskExecutionSize: c.Int("max-concurrent-workflow-tasks"),
+	})
+	workflows.Register(w)
+	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token}
+	acts.Register(w)
+
+	logger.Info("worker started", "address", c.String("address"), "namespace", c.String("namespace"),
+		"taskQueue", c.String("task-queue"), "deviceToken", token != "")
+	if err := w.Run(worker.InterruptCh()); err != nil {
+		return cli.Exit("worker: "+err.Error(), 1)
+	}
+	return nil
+}
+
+// deviceToken reads the devices' bearer token from a file or $DEVICE_TOKEN.
+// The token stays in this process: it is never part of a workflow.
+func deviceToken(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("DEVICE_TOKEN"), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--device-token-file: %v", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--device-token-file: %s is empty", file)
+	}
+	return token, nil
+}
+
+// ensureSearchAttributes registers the product's search attributes when
+// the namespace lacks them (a fresh dev server does), so that rollouts
+// are filterable from the first run. Where the worker may not register
+// them (Temporal Cloud), it says what to run.
+func ensureSearchAttributes(ctx context.Context, cl client.Client, namespace string) error {
+	existing, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("listing search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, name := range workflows.SearchAttributeNames {
+		if _, ok := existing.GetCustomAttributes()[name]; !ok {
+			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = cl.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	})
+	if err != nil {
+		var hint strings.Builder
+		for _, name := range workflows.SearchAttributeNames {
+			if _, ok := missing[name]; ok {
+				fmt.Fprintf(&hint, " --name %s --type Keyword", name)
+			}
+		}
+		return fmt.Errorf("namespace %s lacks search attributes and they could not be added (%v); run: temporal operator search-attribute create --namespace %s%s",
+			namespace, err, namespace, hint.String())
+	}
+	return nil
+}

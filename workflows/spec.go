@@ -1,0 +1,116 @@
+package workflows
+
+import (
+	"time"
+)
+
+// Spec is the FirmwareRollout input: what to push, to which devices, how.
+// Durations are Go duration strings so that a malformed value reaches
+// Validate (which names the field) instead of failing payload decoding.
+type Spec struct {
+	ID            string       `json:"id"`
+	Firmware      Firmware     `json:"firmware"`
+	Inventory     string       `json:"inventory"`
+	Selector      Selector     `json:"selector,omitzero"`
+	MaxConcurrent int          `json:"maxConcurrent,omitempty"`
+	Device        DevicePolicy `json:"device,omitzero"`
+}
+
+// Firmware identifies the image. URL is file:// or http(s):// and must be
+// readable by the workers; SHA256 is the hex digest the image must have.
+type Firmware struct {
+	Version string `json:"version"`
+	URL     string `json:"url"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size,omitempty"`
+}
+
+// Selector narrows the inventory to the devices of this rollout. Empty
+// fields match everything; set fields must all match.
+type Selector struct {
+	IDs          []string          `json:"ids,omitempty"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	Status       []string          `json:"status,omitempty"`
+	VersionBelow string            `json:"versionBelow,omitempty"`
+}
+
+// DevicePolicy bounds the work on one device.
+type DevicePolicy struct {
+	PushTimeout      string    `json:"pushTimeout,omitempty"`
+	VerifyTimeout    string    `json:"verifyTimeout,omitempty"`
+	HeartbeatTimeout string    `json:"heartbeatTimeout,omitempty"`
+	Retry            RetrySpec `json:"retry,omitzero"`
+}
+
+// RetrySpec becomes the Temporal retry policy of the device activities.
+type RetrySpec struct {
+	InitialInterval    string  `json:"initialInterval,omitempty"`
+	BackoffCoefficient float64 `json:"backoffCoefficient,omitempty"`
+	MaximumInterval    string  `json:"maximumInterval,omitempty"`
+	MaximumAttempts    int     `json:"maximumAttempts,omitempty"`
+}
+
+// Defaults applied to fields the spec leaves empty.
+const (
+	DefaultMaxConcurrent = 50
+	MaxMaxConcurrent     = 1000
+
+	DefaultPushTimeout        = 10 * time.Minute
+	DefaultVerifyTimeout      = 5 * time.Minute
+	DefaultHeartbeatTimeout   = 30 * time.Second
+	DefaultInitialInterval    = time.Second
+	DefaultBackoffCoefficient = 2.0
+	DefaultMaximumInterval    = time.Minute
+	DefaultMaximumAttempts    = 5
+)
+
+// DeviceTiming is DevicePolicy with defaults applied and durations parsed.
+type DeviceTiming struct {
+	PushTimeout        time.Duration
+	VerifyTimeout      time.Duration
+	HeartbeatTimeout   time.Duration
+	InitialInterval    time.Duration
+	BackoffCoefficient float64
+	MaximumInterval    time.Duration
+	MaximumAttempts    int
+}
+
+// Concurrency is MaxConcurrent with its default applied.
+func (s Spec) Concurrency() int {
+	if s.MaxConcurrent == 0 {
+		return DefaultMaxConcurrent
+	}
+	return s.MaxConcurrent
+}
+
+// Timing parses the device policy. Call Validate first: a value that does
+// not parse here falls back to its default.
+func (p DevicePolicy) Timing() DeviceTiming {
+	t := DeviceTiming{
+		PushTimeout:        durationOr(p.PushTimeout, DefaultPushTimeout),
+		VerifyTimeout:      durationOr(p.VerifyTimeout, DefaultVerifyTimeout),
+		HeartbeatTimeout:   durationOr(p.HeartbeatTimeout, DefaultHeartbeatTimeout),
+		InitialInterval:    durationOr(p.Retry.InitialInterval, DefaultInitialInterval),
+		BackoffCoefficient: p.Retry.BackoffCoefficient,
+		MaximumInterval:    durationOr(p.Retry.MaximumInterval, DefaultMaximumInterval),
+		MaximumAttempts:    p.Retry.MaximumAttempts,
+	}
+	if t.BackoffCoefficient == 0 {
+		t.BackoffCoefficient = DefaultBackoffCoefficient
+	}
+	if t.MaximumAttempts == 0 {
+		t.MaximumAttempts = DefaultMaximumAttempts
+	}
+	return t
+}
+
+func durationOr(s string, fallback time.Duration) time.Duration {
+	if s == "" {
+		return fallback
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fallback
+	}
+	return d
+}
