@@ -1,0 +1,101 @@
+package fleet
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// device is the live state of one simulated device. There is no goroutine or
+// timer per device: an install is a deadline, settled whenever the device is
+// next looked at, so an idle fleet of any size costs only memory.
+type device struct {
+	id       string
+	name     string
+	location string
+	metadata map[string]string
+	fault    Fault // FaultOffline also for devices listed offline in --fleet
+
+	uploads atomic.Int64 // POST /update requests received
+	bytes   atomic.Int64 // upload body bytes read
+
+	mu           sync.Mutex
+	version      string    // running firmware
+	nextVersion  string    // firmware running once readyAt passes
+	readyAt      time.Time // end of the current install+reboot; zero when idle
+	installs     int64     // completed installs
+	refusals5xx  int       // 503s a fail-5xx device still owes
+	droppedFirst bool      // a drop device has already cut its one upload
+}
+
+// settleLocked finishes an install whose reboot is over.
+func (d *device) settleLocked(now time.Time) {
+	if !d.readyAt.IsZero() && !now.Before(d.readyAt) {
+		d.version, d.nextVersion, d.readyAt = d.nextVersion, "", time.Time{}
+		d.installs++
+	}
+}
+
+// state reports the running version and whether the device is installing or
+// rebooting at now.
+func (d *device) state(now time.Time) (version string, installing bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.settleLocked(now)
+	return d.version, !d.readyAt.IsZero()
+}
+
+// verdict is how a device answers an upload before reading its body.
+type verdict int
+
+const (
+	receiveBody verdict = iota
+	refuseInstalling
+	refuseHeaders
+	refuseForbidden
+	refuseUnavailable
+	alreadyInstalled
+	dropMidStream
+)
+
+// admit decides, in the order the protocol fixes, how an upload of version is
+// answered; it also uses up a fail-5xx refusal or a drop device's one cut.
+func (d *device) admit(now time.Time, version string, headersOK bool) verdict {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.settleLocked(now)
+	switch {
+	case !d.readyAt.IsZero():
+		return refuseInstalling
+	case !headersOK:
+		return refuseHeaders
+	case d.fault == FaultFail4xx:
+		return refuseForbidden
+	case d.fault == FaultFail5xx && d.refusals5xx > 0:
+		d.refusals5xx--
+		return refuseUnavailable
+	case version == d.version:
+		return alreadyInstalled
+	case d.fault == FaultDrop && !d.droppedFirst:
+		d.droppedFirst = true
+		return dropMidStream
+	}
+	return receiveBody
+}
+
+// beginInstall starts installing version until now+reboot. It reports false
+// when a concurrent upload to the same device started an install first.
+func (d *device) beginInstall(now time.Time, version string, reboot time.Duration) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.settleLocked(now)
+	if !d.readyAt.IsZero() {
+		return false
+	}
+	d.nextVersion = version
+	if d.fault == FaultWrongVersion {
+		d.nextVersion = d.version
+	}
+	d.readyAt = now.Add(reboot)
+	return true
+}
