@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -68,8 +69,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // usageError makes every usage problem (unknown flag, missing argument)
 // exit 2 with one line.
-func usageError(_ *cli.Context, err error, _ bool) error {
-	return badInput("%v", err)
+func usageError(c *cli.Context, err error, _ bool) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag --" + strings.TrimPrefix(name, "-")
+		if c.Command != nil && c.Command.Name != "" {
+			msg += " for " + c.Command.Name + " (see: starter " + c.Command.Name + " --help)"
+		}
+	}
+	return badInput("%s", msg)
 }
 
 func badInput(format string, args ...any) error {

@@ -72,6 +72,8 @@ func startRollout(c *cli.Context) error {
 		TaskQueue:                c.String("task-queue"),
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without it the SDK quietly returns the existing rollout.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.RolloutIDAttr.ValueSet(spec.ID),
 			workflows.FirmwareVersionAttr.ValueSet(spec.Firmware.Version),

@@ -38,7 +38,7 @@ func showStatus(c *cli.Context) error {
 	}
 	defer cl.Close()
 
-	desc, err := cl.DescribeWorkflowExecution(c.Context, id, "")
+	desc, err := cl.DescribeWorkflow(c.Context, id, "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return badInput("no rollout %s (list them with: starter list)", id)
@@ -47,7 +47,7 @@ func showStatus(c *cli.Context) error {
 		return failed("describing rollout %s: %v", id, err)
 	}
 	var report workflows.Report
-	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if desc.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		if report, err = queryProgress(c.Context, cl, id); err != nil {
 			return failed("rollout %s is running but no worker answered the progress query: %v", id, err)
 		}

@@ -6,7 +6,7 @@ import (
 )
 
 // Register adds the workflows to a worker under their product names.
-func Register(w worker.Registry) {
+func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(FirmwareRollout, workflow.RegisterOptions{Name: FirmwareRolloutWorkflow})
 	w.RegisterWorkflowWithOptions(DeviceUpdate, workflow.RegisterOptions{Name: DeviceUpdateWorkflow})
 }

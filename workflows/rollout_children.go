@@ -8,17 +8,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// continueAsNewEvents is the history length after which a run stops
-// starting devices and continues as new; the children still running add
-// a few events each while they finish. Tests lower it.
-var continueAsNewEvents = 7000
-
-// historyFull: this run should hand over to a new one. The budget shrinks
-// with the window so that draining it stays far below Temporal's 10,240
-// event warning.
+// historyFull: this run should stop starting devices and, once the
+// running ones finish, continue as new. The children still running add a
+// few events each while they finish, so the budget leaves room for them.
 func (r *rollout) historyFull() bool {
 	info := workflow.GetInfo(r.loopCtx)
-	budget := max(continueAsNewEvents/5, continueAsNewEvents-4*r.spec.Concurrency())
+	events := r.spec.HistoryBudget()
+	budget := max(events/5, events-4*r.spec.Concurrency())
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= budget
 }
 

@@ -14,6 +14,9 @@ type Spec struct {
 	Selector      Selector     `json:"selector,omitzero"`
 	MaxConcurrent int          `json:"maxConcurrent,omitempty"`
 	Device        DevicePolicy `json:"device,omitzero"`
+	// MaxHistoryEvents is the event budget of one workflow run: past it the
+	// rollout lets running devices finish and continues as new.
+	MaxHistoryEvents int `json:"maxHistoryEvents,omitempty"`
 }
 
 // Firmware identifies the image. URL is file:// or http(s):// and must be
@@ -55,6 +58,11 @@ const (
 	DefaultMaxConcurrent = 50
 	MaxMaxConcurrent     = 1000
 
+	DefaultMaxHistoryEvents = 7000
+	MinMaxHistoryEvents     = 300
+	// Temporal warns at 10,240 events; the budget stays below that.
+	MaxMaxHistoryEvents = 9000
+
 	DefaultPushTimeout        = 10 * time.Minute
 	DefaultVerifyTimeout      = 5 * time.Minute
 	DefaultHeartbeatTimeout   = 30 * time.Second
@@ -81,6 +89,14 @@ func (s Spec) Concurrency() int {
 		return DefaultMaxConcurrent
 	}
 	return s.MaxConcurrent
+}
+
+// HistoryBudget is MaxHistoryEvents with its default applied.
+func (s Spec) HistoryBudget() int {
+	if s.MaxHistoryEvents == 0 {
+		return DefaultMaxHistoryEvents
+	}
+	return s.MaxHistoryEvents
 }
 
 // Timing parses the device policy. Call Validate first: a value that does

@@ -48,6 +48,9 @@ func (s Spec) Validate() error {
 	if s.MaxConcurrent < 0 || s.MaxConcurrent > MaxMaxConcurrent {
 		return fieldErr("maxConcurrent", "must be between 1 and %d, got %d", MaxMaxConcurrent, s.MaxConcurrent)
 	}
+	if s.MaxHistoryEvents != 0 && (s.MaxHistoryEvents < MinMaxHistoryEvents || s.MaxHistoryEvents > MaxMaxHistoryEvents) {
+		return fieldErr("maxHistoryEvents", "must be between %d and %d, got %d", MinMaxHistoryEvents, MaxMaxHistoryEvents, s.MaxHistoryEvents)
+	}
 	return s.Device.validate()
 }
 
@@ -119,10 +122,8 @@ func (s Selector) validate() error {
 			return fieldErr(fmt.Sprintf("selector.ids[%d]", i), "is empty")
 		}
 	}
-	for k := range s.Tags {
-		if k == "" {
-			return fieldErr("selector.tags", "has an empty key")
-		}
+	if _, ok := s.Tags[""]; ok {
+		return fieldErr("selector.tags", "has an empty key")
 	}
 	for i, st := range s.Status {
 		if st == "" {
