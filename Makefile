@@ -33,7 +33,7 @@ DEV_SERVER_FLAGS := --ip 127.0.0.1 --port $(TEMPORAL_PORT) --ui-port $(UI_PORT) 
 	--search-attribute DeviceID=Keyword --search-attribute RolloutStatus=Keyword \
 	--log-level warn
 
-.PHONY: build tools lint test unit e2e dev demo clean
+.PHONY: build tools lint test unit e2e dev demo clean histories
 
 build: $(GO_BINARIES)
 
@@ -102,3 +102,8 @@ demo: build $(BIN)/temporal
 
 clean:
 	rm -rf $(BIN)/worker $(BIN)/starter $(BIN)/devicemock $(DEV_DIR)
+
+# make histories: record real workflow histories into testdata/histories
+# for the replay test. Run it after a deliberate, versioned change.
+histories: $(BIN)/temporal
+	UPDATE_HISTORIES=1 TEMPORAL_CLI_PATH=$(BIN)/temporal go test -count=1 -tags e2e -v ./starter/ -run 'E2EHistoriesReplay'
