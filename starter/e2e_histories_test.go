@@ -57,7 +57,6 @@ func TestE2EHistoriesReplay(t *testing.T) {
 	dir := t.TempDir()
 	if os.Getenv("UPDATE_HISTORIES") != "" {
 		dir = "../testdata/histories"
-		require.NoError(t, os.RemoveAll(dir))
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 	}
 	runs := s.runIDs("history")
