@@ -97,8 +97,17 @@ func applySelectorFlags(c *cli.Context, sel *workflows.Selector) error {
 	if c.IsSet("status") {
 		sel.Status = c.StringSlice("status")
 	}
+	if c.IsSet("has-tag") {
+		sel.HasTags = c.StringSlice("has-tag")
+	}
 	if c.IsSet("version-below") {
 		sel.VersionBelow = c.String("version-below")
+	}
+	if c.IsSet("version-at-least") {
+		sel.VersionAtLeast = c.String("version-at-least")
+	}
+	if c.IsSet("location") {
+		sel.Location = c.String("location")
 	}
 	return nil
 }

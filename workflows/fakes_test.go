@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,11 +123,7 @@ type fleet struct {
 	verifyInfo []activity.Info
 	verifyReqs []VerifyRequest
 
-	// devices between their first push attempt and the end of their
-	// verification (or of their last push when it fails/already current).
-	inProgress    map[string]bool
-	maxInProgress int
-	pushCancelled int
+	pushCancelled int // blockPush calls that saw their context cancelled
 }
 
 func newFleet(ids ...string) *fleet {
@@ -139,7 +134,6 @@ func newFleet(ids ...string) *fleet {
 		pushCalls:  map[string]int{},
 		verifyCall: map[string]int{},
 		pushWFIDs:  map[string][]string{},
-		inProgress: map[string]bool{},
 	}
 }
 
@@ -181,8 +175,6 @@ func (f *fleet) PushFirmware(ctx context.Context, req PushRequest) (PushResult, 
 	f.pushCalls[req.DeviceID]++
 	f.pushWFIDs[req.DeviceID] = append(f.pushWFIDs[req.DeviceID], info.WorkflowExecution.ID)
 	f.pushInfo = append(f.pushInfo, info)
-	f.inProgress[req.DeviceID] = true
-	f.maxInProgress = max(f.maxInProgress, len(f.inProgress))
 	fn := f.pushes[req.DeviceID]
 	if fn == nil {
 		fn = f.defPush
@@ -191,15 +183,7 @@ func (f *fleet) PushFirmware(ctx context.Context, req PushRequest) (PushResult, 
 	if fn == nil {
 		fn = pushOK
 	}
-	res, err := fn(ctx, int(info.Attempt))
-	if err != nil || res.AlreadyInstalled {
-		// The device is done when this was its last push (the workflow
-		// decides that; a device retried re-enters on its next attempt).
-		f.mu.Lock()
-		delete(f.inProgress, req.DeviceID)
-		f.mu.Unlock()
-	}
-	return res, err
+	return fn(ctx, int(info.Attempt))
 }
 
 func (f *fleet) VerifyVersion(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
@@ -209,7 +193,6 @@ func (f *fleet) VerifyVersion(ctx context.Context, req VerifyRequest) (VerifyRes
 	f.verifyInfo = append(f.verifyInfo, info)
 	f.verifyReqs = append(f.verifyReqs, req)
 	fn := f.verifies[req.DeviceID]
-	delete(f.inProgress, req.DeviceID)
 	f.mu.Unlock()
 	if fn != nil {
 		return fn(ctx, req, int(info.Attempt))
@@ -374,13 +357,4 @@ func failureFor(rep Report, id string) (DeviceFailure, bool) {
 		}
 	}
 	return DeviceFailure{}, false
-}
-
-func containsAll(s string, parts ...string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }

@@ -126,6 +126,10 @@ func (r *rollout) run(ctx workflow.Context) (Report, error) {
 		r.cp.Counts.Cancelled += max(0, r.cp.Selected-r.cp.Started)
 		r.finish(StatusCancelled, "cancelled by the operator")
 	case r.draining && !r.exhausted():
+		// Targets fetched but not started are not in the checkpoint: the
+		// next run fetches them again after the cursor, so the inventory
+		// is not exhausted for it even if this run read its last page.
+		r.cp.Exhausted = false
 		return Report{}, workflow.NewContinueAsNewError(ctx, FirmwareRolloutWorkflow, r.spec, &r.cp)
 	case r.cp.Counts.Failed > 0:
 		r.finish(StatusCompletedWithFailures, fmt.Sprintf("%d of %d devices failed", r.cp.Counts.Failed, r.cp.Counts.Done()))

@@ -74,8 +74,8 @@ func TestRolloutPushAndVerifyRequests(t *testing.T) {
 // The window: with maxConcurrent=3 and 20 devices, every push takes one
 // retry interval of simulated time, and the progress query is sampled in
 // the middle of every interval. Running must be exactly 3 while at least 3
-// devices remain, and no more than 3 devices may ever be between their
-// first push and their verification.
+// devices remain, and the test environment itself must never see more
+// than 3 DeviceUpdate children alive at once.
 func TestRolloutConcurrencyBound(t *testing.T) {
 	const n, window = 20, 3
 	f := newFleet(deviceIDs(n)...)
@@ -84,6 +84,12 @@ func TestRolloutConcurrencyBound(t *testing.T) {
 	spec.MaxConcurrent = window
 
 	env := newRolloutEnv(t, f, spec)
+	alive, maxAlive := 0, 0
+	env.SetOnChildWorkflowStartedListener(func(*workflow.Info, workflow.Context, converter.EncodedValues) {
+		alive++
+		maxAlive = max(maxAlive, alive)
+	})
+	env.SetOnChildWorkflowCompletedListener(func(*workflow.Info, converter.EncodedValue, error) { alive-- })
 	var samples []Report
 	for i := 0; i < 8; i++ {
 		env.RegisterDelayedCallback(func() {
@@ -95,7 +101,8 @@ func TestRolloutConcurrencyBound(t *testing.T) {
 
 	assert.Equal(t, StatusCompleted, rep.Status)
 	assert.Equal(t, Counts{Succeeded: n}, rep.Counts)
-	assert.Equal(t, window, f.maxInProgress, "devices in flight at once")
+	assert.Equal(t, window, maxAlive, "DeviceUpdate children alive at once")
+	assert.Equal(t, 0, alive)
 
 	require.Len(t, samples, 7, "the rollout takes ceil(20/3)=7 push intervals")
 	for i, s := range samples {
@@ -447,4 +454,18 @@ func requireAppError(t *testing.T, err error, errType string) *temporal.Applicat
 	require.True(t, errors.As(err, &appErr), "not an application error: %v", err)
 	require.Equal(t, errType, appErr.Type(), fmt.Sprintf("error: %v", err))
 	return appErr
+}
+
+// A device listed twice in the inventory is still flashed only once: the
+// second child is refused by its workflow ID.
+func TestRolloutDuplicateInventoryEntryFlashedOnce(t *testing.T) {
+	f := newFleet("a", "a", "b")
+	spec := validSpec("fw-dup")
+	rep := runRollout(t, f, spec)
+
+	assert.Equal(t, 1, f.pushCount("a"), "a device listed twice was flashed twice")
+	assert.Equal(t, 1, f.pushCount("b"))
+	assert.Equal(t, 3, rep.Started)
+	assert.Equal(t, 2, rep.Counts.Succeeded)
+	assert.Equal(t, rep.Selected, rep.Counts.Done(), "every entry has an outcome")
 }

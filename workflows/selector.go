@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"path"
 	"slices"
 	"strings"
 
@@ -19,8 +20,9 @@ type InventoryDevice struct {
 }
 
 // Matches reports whether the device is selected. Every set field must
-// match: ids (any of), tags (all equal), status (any of), versionBelow
-// (the device runs a semantic version strictly lower).
+// match: ids (any of), tags (all equal), hasTags (all present), status
+// (any of), versionBelow / versionAtLeast (semantic versions; a device
+// whose version is not one does not match), location (glob).
 func (s Selector) Matches(d InventoryDevice) bool {
 	if len(s.IDs) > 0 && !slices.Contains(s.IDs, d.ID) {
 		return false
@@ -30,11 +32,22 @@ func (s Selector) Matches(d InventoryDevice) bool {
 			return false
 		}
 	}
+	for _, k := range s.HasTags {
+		if _, ok := d.Metadata[k]; !ok {
+			return false
+		}
+	}
 	if len(s.Status) > 0 && !slices.Contains(s.Status, d.Status) {
 		return false
 	}
-	if s.VersionBelow != "" {
-		if !IsSemver(d.FirmwareVersion) || CompareVersions(d.FirmwareVersion, s.VersionBelow) >= 0 {
+	if s.VersionBelow != "" && !(IsSemver(d.FirmwareVersion) && CompareVersions(d.FirmwareVersion, s.VersionBelow) < 0) {
+		return false
+	}
+	if s.VersionAtLeast != "" && !(IsSemver(d.FirmwareVersion) && CompareVersions(d.FirmwareVersion, s.VersionAtLeast) >= 0) {
+		return false
+	}
+	if s.Location != "" {
+		if ok, _ := path.Match(strings.ToLower(s.Location), strings.ToLower(d.Location)); !ok {
 			return false
 		}
 	}

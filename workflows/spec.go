@@ -31,10 +31,13 @@ type Firmware struct {
 // Selector narrows the inventory to the devices of this rollout. Empty
 // fields match everything; set fields must all match.
 type Selector struct {
-	IDs          []string          `json:"ids,omitempty"`
-	Tags         map[string]string `json:"tags,omitempty"`
-	Status       []string          `json:"status,omitempty"`
-	VersionBelow string            `json:"versionBelow,omitempty"`
+	IDs            []string          `json:"ids,omitempty"`
+	Tags           map[string]string `json:"tags,omitempty"`    // metadata key = value, all of them
+	HasTags        []string          `json:"hasTags,omitempty"` // metadata keys present, whatever the value
+	Status         []string          `json:"status,omitempty"`
+	VersionBelow   string            `json:"versionBelow,omitempty"`
+	VersionAtLeast string            `json:"versionAtLeast,omitempty"`
+	Location       string            `json:"location,omitempty"` // glob, case-insensitive: "*, NY"
 }
 
 // DevicePolicy bounds the work on one device.
@@ -113,6 +116,9 @@ func (p DevicePolicy) Timing() DeviceTiming {
 	}
 	if t.BackoffCoefficient == 0 {
 		t.BackoffCoefficient = DefaultBackoffCoefficient
+	}
+	if p.Retry.MaximumInterval == "" {
+		t.MaximumInterval = max(t.MaximumInterval, t.InitialInterval)
 	}
 	if t.MaximumAttempts == 0 {
 		t.MaximumAttempts = DefaultMaximumAttempts

@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
 	"time"
@@ -130,8 +131,22 @@ func (s Selector) validate() error {
 			return fieldErr(fmt.Sprintf("selector.status[%d]", i), "is empty")
 		}
 	}
+	for i, k := range s.HasTags {
+		if k == "" {
+			return fieldErr(fmt.Sprintf("selector.hasTags[%d]", i), "is empty")
+		}
+	}
 	if s.VersionBelow != "" && !IsSemver(s.VersionBelow) {
 		return fieldErr("selector.versionBelow", "%q is not a semantic version (like 2.4.0 or 2.4.0-rc.1)", s.VersionBelow)
+	}
+	if s.VersionAtLeast != "" && !IsSemver(s.VersionAtLeast) {
+		return fieldErr("selector.versionAtLeast", "%q is not a semantic version (like 2.4.0 or 2.4.0-rc.1)", s.VersionAtLeast)
+	}
+	if s.VersionBelow != "" && s.VersionAtLeast != "" && CompareVersions(s.VersionAtLeast, s.VersionBelow) >= 0 {
+		return fieldErr("selector.versionAtLeast", "%s is not below versionBelow %s: no version can match", s.VersionAtLeast, s.VersionBelow)
+	}
+	if _, err := path.Match(s.Location, ""); err != nil {
+		return fieldErr("selector.location", "%q is not a valid pattern: %v", s.Location, err)
 	}
 	return nil
 }
