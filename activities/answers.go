@@ -86,9 +86,13 @@ func permanent(errType, what string) error {
 
 // networkError is a transient failure to talk to the device at all,
 // unless our own context ended (cancellation is not a device problem).
+// Only a stalled transfer, which the push detects itself, is reported as
+// a device failure; any other end of the context (the server cancelling
+// the activity with a CanceledError cause, a pause, the deadline) returns
+// ctx.Err() so that the SDK reports the cancellation as such.
 func networkError(ctx context.Context, step string, err error) error {
 	if ctx.Err() != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+		if cause := context.Cause(ctx); errors.Is(cause, errTransferStalled) {
 			return transient(ctx, step+": "+cause.Error(), 0)
 		}
 		return ctx.Err()

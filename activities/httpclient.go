@@ -35,3 +35,10 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// followingRedirects is the client for firmware and inventory servers,
+// which may sit behind redirects (CDNs, release hosts); it shares the
+// pooled transport.
+func followingRedirects(c *http.Client) *http.Client {
+	return &http.Client{Transport: c.Transport, Timeout: c.Timeout}
+}

@@ -42,7 +42,7 @@ func (a *Activities) openImage(ctx context.Context, fw workflows.Firmware) (io.R
 		if err != nil {
 			return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware url: "+err.Error())
 		}
-		resp, err := a.Client.Do(req)
+		resp, err := followingRedirects(a.Client).Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, 0, ctx.Err()
@@ -85,7 +85,9 @@ type digestReader struct {
 	want   string
 	size   int64
 	sent   atomic.Int64
+	done   atomic.Bool  // the whole image was read and matched the spec
 	failed atomic.Value // string: why the image was refused
+	broken atomic.Value // string: why reading the image failed
 }
 
 func newDigestReader(src io.Reader, wantHex string, size int64) *digestReader {
@@ -94,6 +96,9 @@ func newDigestReader(src io.Reader, wantHex string, size int64) *digestReader {
 
 func (r *digestReader) Read(p []byte) (int, error) {
 	n, err := r.src.Read(p)
+	if err != nil && err != io.EOF {
+		r.broken.Store(err.Error())
+	}
 	r.hash.Write(p[:n])
 	total := r.sent.Load() + int64(n)
 	if r.size >= 0 && total > r.size {
@@ -115,6 +120,9 @@ func (r *digestReader) Read(p []byte) (int, error) {
 		}
 	}
 	r.sent.Store(total)
+	if lastChunk {
+		r.done.Store(true)
+	}
 	if lastChunk && err == nil {
 		err = io.EOF
 	}
@@ -129,5 +137,12 @@ func (r *digestReader) refuse(why string) error {
 // refused says why the image was refused, or "" when it was not.
 func (r *digestReader) refused() string {
 	why, _ := r.failed.Load().(string)
+	return why
+}
+
+// sourceFailed says why reading the image itself failed (a firmware
+// server that went away mid-stream, an unreadable file), or "".
+func (r *digestReader) sourceFailed() string {
+	why, _ := r.broken.Load().(string)
 	return why
 }

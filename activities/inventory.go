@@ -104,13 +104,13 @@ func openInventory(ctx context.Context, client *http.Client, src string) (io.Rea
 		if err != nil {
 			return nil, inventoryErr("inventory %s: %v", src, err)
 		}
-		resp, err := client.Do(req)
+		resp, err := followingRedirects(client).Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("inventory %s unreachable: %w", src, err)
 		}
 		if resp.StatusCode != http.StatusOK {
 			drainAndClose(resp.Body)
-			if resp.StatusCode >= 500 {
+			if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
 				return nil, fmt.Errorf("inventory %s: server answered %s", src, resp.Status)
 			}
 			return nil, inventoryErr("inventory %s: server answered %s", src, resp.Status)

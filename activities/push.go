@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -93,6 +94,10 @@ func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest
 		return workflows.PushResult{}, permanent(workflows.ErrChecksumMismatch, "push: "+why)
 	}
 	if err != nil {
+		if why := body.sourceFailed(); why != "" && ctx.Err() == nil {
+			// The image broke off, not the device: say so in the reason.
+			return workflows.PushResult{}, transient(ctx, "push: reading the firmware image failed: "+why, 0)
+		}
 		return workflows.PushResult{}, networkError(uploadCtx, "push", err)
 	}
 	defer drainAndClose(resp.Body)
@@ -118,6 +123,10 @@ func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest
 	}
 }
 
+// errTransferStalled is the cause heartbeatUpload cancels a stalled
+// upload with; networkError reports it as a transient device failure.
+var errTransferStalled = errors.New("transfer stalled")
+
 // heartbeatUpload reports the bytes sent while they move, and cancels the
 // upload when they stop moving for a heartbeat timeout: a stalled TCP
 // connection would otherwise hold the attempt until start-to-close. Once
@@ -135,14 +144,14 @@ func heartbeatUpload(ctx context.Context, cancel context.CancelCauseFunc, body *
 			return
 		case now := <-tick.C:
 			sent := body.sent.Load()
-			bodyDone := body.size >= 0 && sent == body.size
+			bodyDone := body.done.Load()
 			if sent != lastSent || bodyDone {
 				lastSent, lastMoved = sent, now
 				activity.RecordHeartbeat(ctx, pushProgress{PreviousVersion: previous, Uploading: true, BytesSent: sent})
 				continue
 			}
 			if stallAfter > 0 && now.Sub(lastMoved) >= stallAfter {
-				cancel(fmt.Errorf("transfer stalled: no bytes moved for %s after %d bytes", stallAfter, sent))
+				cancel(fmt.Errorf("%w: no bytes moved for %s after %d bytes", errTransferStalled, stallAfter, sent))
 				return
 			}
 		}
