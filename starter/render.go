@@ -4,18 +4,44 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
 
-// progressLine is the one-line live view of a rollout.
+// progressLine is the one-line live view of a rollout. When the rollout
+// waits for the operator or for time, the line says for what.
 func progressLine(r workflows.Report, now time.Time) string {
 	done := r.Counts.Done()
 	elapsed := now.Sub(r.StartedAt)
-	return fmt.Sprintf("%s %-10s %s %d/%d done  %d failed  %d running  %s  elapsed %s",
+	line := fmt.Sprintf("%s %-10s %s %d/%d done  %d failed  %d running  %s  elapsed %s",
 		r.RolloutID, r.Status, bar(done, r.Selected, 20), done, r.Selected, r.Counts.Failed,
 		r.Running, rate(done, elapsed), shortDuration(elapsed))
+	if len(r.Phases) > 1 {
+		line += fmt.Sprintf("  phase %s (%d/%d)", r.Phases[r.Phase].Name, r.Phase+1, len(r.Phases))
+	}
+	if hint := waitingFor(r, now); hint != "" {
+		line += "  -- " + hint
+	}
+	return line
+}
+
+// waitingFor says what a rollout that is not moving waits for.
+func waitingFor(r workflows.Report, now time.Time) string {
+	switch r.Status {
+	case workflows.StatusHalted:
+		return r.Reason + "; starter resume " + r.RolloutID + " overrides, starter cancel " + r.RolloutID + " ends it"
+	case workflows.StatusAwaitingApproval:
+		return "approve with: starter approve " + r.RolloutID
+	case workflows.StatusPaused:
+		return "resume with: starter resume " + r.RolloutID
+	case workflows.StatusWaitingWindow:
+		if !r.NextWindow.IsZero() {
+			return "next window opens " + r.NextWindow.Local().Format("Mon 2006-01-02 15:04 MST") + " (in " + shortDuration(r.NextWindow.Sub(now)) + ")"
+		}
+	}
+	return ""
 }
 
 func bar(done, total, width int) string {
@@ -73,7 +99,28 @@ func details(w io.Writer, r workflows.Report, now time.Time) {
 	fmt.Fprintf(w, "outcomes  %d updated, %d already current, %d failed, %d cancelled\n",
 		r.Counts.Succeeded, r.Counts.AlreadyCurrent, r.Counts.Failed, r.Counts.Cancelled)
 	fmt.Fprintf(w, "elapsed   %s (%s)\n", shortDuration(elapsed), rate(r.Counts.Done(), elapsed))
+	if hint := waitingFor(r, now); hint != "" {
+		fmt.Fprintf(w, "waiting   %s\n", hint)
+	}
+	if len(r.Phases) > 1 {
+		phaseTable(w, r)
+	}
 	failures(w, r, workflows.MaxListedFailures)
+}
+
+// phaseTable renders the phases with their plan and outcomes.
+func phaseTable(w io.Writer, r workflows.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "phase\tstate\tdevices\tstarted\tupdated\tcurrent\tfailed\tcancelled")
+	for i, p := range r.Phases {
+		marker := " "
+		if i == r.Phase && !r.Status.Ended() {
+			marker = ">"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", marker, p.Name, p.State, p.Devices, p.Started,
+			p.Counts.Succeeded, p.Counts.AlreadyCurrent, p.Counts.Failed, p.Counts.Cancelled)
+	}
+	_ = tw.Flush()
 }
 
 func failures(w io.Writer, r workflows.Report, limit int) {

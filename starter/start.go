@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -104,12 +105,54 @@ func printPlan(c *cli.Context, spec workflows.Spec, targets []workflows.Target, 
 	fmt.Fprintf(w, "rollout %s (dry run, nothing started)\n", spec.ID)
 	fmt.Fprintf(w, "  firmware   %s  sha256 %s  %d bytes\n", spec.Firmware.Version, spec.Firmware.SHA256, spec.Firmware.Size)
 	fmt.Fprintf(w, "  selected   %d of %d devices, %d at a time\n", len(targets), inventorySize, spec.Concurrency())
-	fmt.Fprintln(w, "  order      (first devices)")
-	for i, t := range targets {
-		if i == 10 {
-			fmt.Fprintf(w, "             ... and %d more\n", len(targets)-10)
-			break
-		}
-		fmt.Fprintf(w, "             %s  %s\n", t.ID, t.Address)
+	if spec.StartAt != "" {
+		fmt.Fprintf(w, "  starts at  %s\n", spec.StartAt)
 	}
+	if win := spec.Window; win != nil {
+		days := "every day"
+		if len(win.Days) > 0 {
+			days = strings.Join(win.Days, ",")
+		}
+		fmt.Fprintf(w, "  window     %s for %s, %s, %s\n", win.Start, win.Duration, win.Timezone, days)
+	}
+	if rate := spec.Rate; rate != nil {
+		fmt.Fprintf(w, "  rate       %g devices/min", rate.PerMinute)
+		if rate.RampFactor > 1 {
+			fmt.Fprintf(w, ", x%g every %d successes", rate.RampFactor, rate.RampEvery)
+		}
+		if rate.MaxPerMinute > 0 {
+			fmt.Fprintf(w, ", at most %g/min", rate.MaxPerMinute)
+		}
+		fmt.Fprintln(w)
+	}
+	if a := spec.Abort; a != nil {
+		fmt.Fprintf(w, "  abort      above %g%% failed devices (checked once %d have finished)\n", a.MaxFailurePercent, a.MinFinished())
+	}
+	phases, ends := spec.PhasePlan(len(targets))
+	prev := 0
+	for i, p := range phases {
+		fmt.Fprintf(w, "  phase %-12s %d devices (%s)\n", p.Name, ends[i]-prev, phaseRules(p))
+		for _, t := range targets[prev:min(ends[i], prev+10)] {
+			fmt.Fprintf(w, "      %s  %s\n", t.ID, t.Address)
+		}
+		if more := ends[i] - prev - 10; more > 0 {
+			fmt.Fprintf(w, "      ... and %d more\n", more)
+		}
+		prev = ends[i]
+	}
+}
+
+// phaseRules summarises what a phase waits for.
+func phaseRules(p workflows.Phase) string {
+	rules := []string{fmt.Sprintf("to %g%%", p.Percent)}
+	if p.RequireApproval {
+		rules = append(rules, "needs approval")
+	}
+	if p.MinSuccessPercent > 0 {
+		rules = append(rules, fmt.Sprintf("gate %g%% success", p.MinSuccessPercent))
+	}
+	if p.Soak != "" {
+		rules = append(rules, "soak "+p.Soak)
+	}
+	return strings.Join(rules, ", ")
 }

@@ -17,6 +17,7 @@ const (
 	PauseUpdate   = "pause"
 	ResumeUpdate  = "resume"
 	CancelUpdate  = "cancel"
+	ApproveUpdate = "approve"
 )
 
 // Search attributes (all Keyword) that make rollouts and device updates

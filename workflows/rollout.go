@@ -9,22 +9,28 @@ import (
 )
 
 // Checkpoint carries a rollout across continue-as-new. It is bounded
-// whatever the fleet size: a cursor, counters and the first failures.
+// whatever the fleet size: a cursor, counters, the phases and the first
+// failures.
 type Checkpoint struct {
-	Cursor    string          `json:"cursor,omitempty"` // OrderKey of the last device started
-	Exhausted bool            `json:"exhausted,omitempty"`
-	Selected  int             `json:"selected"`
-	Started   int             `json:"started"`
-	Counts    Counts          `json:"counts"`
-	Failures  []DeviceFailure `json:"failures,omitempty"`
-	Paused    bool            `json:"paused,omitempty"`
-	StartedAt time.Time       `json:"startedAt"`
-	Runs      int             `json:"runs"`
+	Cursor      string          `json:"cursor,omitempty"` // OrderKey of the last device started
+	Exhausted   bool            `json:"exhausted,omitempty"`
+	Selected    int             `json:"selected"`
+	Started     int             `json:"started"`
+	Counts      Counts          `json:"counts"`
+	Failures    []DeviceFailure `json:"failures,omitempty"`
+	Phase       int             `json:"phase"`
+	Phases      []PhaseReport   `json:"phases,omitempty"`
+	Paused      bool            `json:"paused,omitempty"`
+	NextStartAt time.Time       `json:"nextStartAt,omitzero"` // rate limit: no device starts before
+	StartedAt   time.Time       `json:"startedAt"`
+	Runs        int             `json:"runs"`
 }
 
-// FirmwareRollout pushes one firmware image to the selected devices: it
-// pages through the inventory in OrderKey order and keeps up to
-// maxConcurrent DeviceUpdate children running (a sliding window). It
+// FirmwareRollout pushes one firmware image to the selected devices, phase
+// by phase. Within a phase it pages through the inventory in OrderKey
+// order and keeps up to maxConcurrent DeviceUpdate children running (a
+// sliding window), inside the maintenance window and the rate limit.
+// Between phases it checks the gate, soaks and waits for approval. It
 // continues as new, after letting running children finish, before its
 // history grows large. The checkpoint is nil on the first run, which is
 // how the stock temporal CLI starts it (one input: the spec).
@@ -45,21 +51,42 @@ func FirmwareRollout(ctx workflow.Context, spec Spec, checkpoint *Checkpoint) (R
 	return r.run(ctx)
 }
 
+// step is where the rollout is in its phase sequence.
+type step int
+
+const (
+	stepScheduled step = iota
+	stepApproval
+	stepDevices
+	stepHalted
+	stepSoak
+	stepEnded
+)
+
 // rollout is the state of one workflow run.
 type rollout struct {
 	spec Spec
 	cp   Checkpoint
 
-	status  Status
-	reason  string
-	endedAt time.Time
+	step     step
+	ended    Status // set once the rollout is over
+	reason   string
+	endedAt  time.Time
+	upserted Status // RolloutStatus as last written to the search attributes
 
 	running int
 	pending []Target // fetched in order, not yet started
 
 	cancelRequested bool
+	aborted         bool
+	overridden      bool // the operator resumed the halted rollout
+	approved        bool // the operator approved the phase awaiting approval
 	fatal           error
 	draining        bool // letting children finish before continue-as-new
+
+	windowOpen bool
+	nextWindow time.Time
+	rateReady  bool
 
 	// Children run under their own context so that cancelling the rollout
 	// cancels them only when and how the rollout decides.
@@ -69,16 +96,13 @@ type rollout struct {
 }
 
 func newRollout(ctx workflow.Context, spec Spec, checkpoint *Checkpoint) *rollout {
-	r := &rollout{spec: spec, status: StatusRunning}
+	r := &rollout{spec: spec, step: stepDevices, windowOpen: true, rateReady: true}
 	if checkpoint != nil {
 		r.cp = *checkpoint
 	} else {
 		r.cp.StartedAt = workflow.Now(ctx)
 	}
 	r.cp.Runs++
-	if r.cp.Paused {
-		r.status = StatusPaused
-	}
 	r.loopCtx, _ = workflow.NewDisconnectedContext(ctx)
 	r.childCtx, r.cancelChildren = workflow.WithCancel(r.loopCtx)
 	return r
@@ -94,43 +118,144 @@ func (r *rollout) watchCancellation(ctx workflow.Context) {
 }
 
 func (r *rollout) run(ctx workflow.Context) (Report, error) {
-	r.setStatus(r.status)
-	if !r.cp.Exhausted && r.cp.Runs == 1 {
-		if err := r.fetch(); err != nil {
+	r.refreshStatus()
+	if r.cp.Runs == 1 {
+		if err := r.begin(); err != nil {
 			return r.report(), err
 		}
-		if r.cp.Selected == 0 {
-			return r.report(), temporal.NewNonRetryableApplicationError(
-				"the selector matched no devices in the inventory", ErrEmptySelection, nil)
-		}
 	}
+	if len(r.cp.Phases) == 0 { // a checkpoint from before phases existed
+		r.planPhases()
+	}
+	r.keepWindow()
+	r.keepRate()
 
-	for {
-		if err := workflow.Await(r.loopCtx, func() bool { return r.canStart() || r.settled() }); err != nil {
+	phases, _ := r.spec.PhasePlan(r.cp.Selected)
+	for r.cp.Phase < len(phases) && !r.stopping() {
+		phase := phases[r.cp.Phase]
+		if err := r.awaitApproval(phase); err != nil {
 			return r.report(), err
 		}
-		if r.canStart() {
-			r.startNext()
-			continue
+		if r.stopping() {
+			break
 		}
-		break
+		r.setPhaseState(PhaseRunning)
+		if err := r.runDevices(); err != nil {
+			return r.report(), err
+		}
+		if r.needsContinueAsNew() {
+			return r.continueAsNew(ctx)
+		}
+		if r.stopping() {
+			break
+		}
+		last := r.cp.Phase == len(phases)-1
+		if err := r.checkGate(phase); err != nil {
+			return r.report(), err
+		}
+		if !last {
+			if err := r.soak(phase); err != nil {
+				return r.report(), err
+			}
+		}
+		if r.stopping() {
+			break
+		}
+		if !last {
+			if err := r.awaitUnpaused(); err != nil {
+				return r.report(), err
+			}
+		}
+		if r.cp.Phases[r.cp.Phase].State != PhaseOverridden {
+			r.setPhaseState(PhasePassed)
+		}
+		r.cp.Phase++
 	}
+	return r.end()
+}
 
+// begin waits for startAt, reads the first page and plans the phases.
+func (r *rollout) begin() error {
+	if r.spec.StartAt != "" {
+		at, _ := time.Parse(time.RFC3339, r.spec.StartAt)
+		if wait := at.Sub(workflow.Now(r.loopCtx)); wait > 0 {
+			r.step = stepScheduled
+			r.refreshStatus()
+			if _, err := workflow.AwaitWithTimeout(r.loopCtx, wait, r.stopping); err != nil {
+				return err
+			}
+		}
+	}
+	if r.stopping() {
+		return nil
+	}
+	if err := r.fetch(); err != nil {
+		return err
+	}
+	if r.cp.Selected == 0 {
+		return temporal.NewNonRetryableApplicationError("the selector matched no devices in the inventory", ErrEmptySelection, nil)
+	}
+	r.planPhases()
+	return nil
+}
+
+// planPhases fixes how many devices each phase takes, from the number
+// selected when the rollout began.
+func (r *rollout) planPhases() {
+	phases, ends := r.spec.PhasePlan(r.cp.Selected)
+	prev := 0
+	for i, p := range phases {
+		r.cp.Phases = append(r.cp.Phases, PhaseReport{Name: p.Name, Devices: ends[i] - prev, State: PhasePending})
+		prev = ends[i]
+	}
+}
+
+// phaseEnd is the number of devices started once the current phase has
+// started all of its own.
+func (r *rollout) phaseEnd() int {
+	end := 0
+	for _, p := range r.cp.Phases[:r.cp.Phase+1] {
+		end += p.Devices
+	}
+	return end
+}
+
+// stopping: no device will start again in this rollout.
+func (r *rollout) stopping() bool { return r.cancelRequested || r.aborted || r.fatal != nil }
+
+func (r *rollout) needsContinueAsNew() bool {
+	return r.draining && !r.stopping() && r.cp.Started < r.phaseEnd() && !r.exhausted()
+}
+
+func (r *rollout) continueAsNew(ctx workflow.Context) (Report, error) {
 	if err := workflow.Await(r.loopCtx, func() bool { return workflow.AllHandlersFinished(r.loopCtx) }); err != nil {
 		return r.report(), err
 	}
-	switch {
-	case r.fatal != nil:
+	// Targets fetched but not started are not in the checkpoint: the next
+	// run fetches them again after the cursor, so the inventory is not
+	// exhausted for it even if this run read its last page.
+	r.cp.Exhausted = false
+	return Report{}, workflow.NewContinueAsNewError(ctx, FirmwareRolloutWorkflow, r.spec, &r.cp)
+}
+
+// end waits for running devices and settles the outcome.
+func (r *rollout) end() (Report, error) {
+	if err := workflow.Await(r.loopCtx, func() bool {
+		return r.running == 0 && workflow.AllHandlersFinished(r.loopCtx)
+	}); err != nil {
+		return r.report(), err
+	}
+	if r.fatal != nil {
 		return r.report(), r.fatal
+	}
+	notStarted := max(0, r.cp.Selected-r.cp.Started)
+	switch {
 	case r.cancelRequested:
-		r.cp.Counts.Cancelled += max(0, r.cp.Selected-r.cp.Started)
+		r.cp.Counts.Cancelled += notStarted
 		r.finish(StatusCancelled, "cancelled by the operator")
-	case r.draining && !r.exhausted():
-		// Targets fetched but not started are not in the checkpoint: the
-		// next run fetches them again after the cursor, so the inventory
-		// is not exhausted for it even if this run read its last page.
-		r.cp.Exhausted = false
-		return Report{}, workflow.NewContinueAsNewError(ctx, FirmwareRolloutWorkflow, r.spec, &r.cp)
+	case r.aborted:
+		r.cp.Counts.Cancelled += notStarted
+		r.finish(StatusAborted, r.reason)
 	case r.cp.Counts.Failed > 0:
 		r.finish(StatusCompletedWithFailures, fmt.Sprintf("%d of %d devices failed", r.cp.Counts.Failed, r.cp.Counts.Done()))
 	default:
@@ -139,143 +264,39 @@ func (r *rollout) run(ctx workflow.Context) (Report, error) {
 	return r.report(), nil
 }
 
-// canStart: a device is waiting (or may be, on the next page) and the
-// window has room.
-func (r *rollout) canStart() bool {
-	return !r.cancelRequested && r.fatal == nil && !r.cp.Paused && !r.draining &&
-		r.running < r.spec.Concurrency() && !r.exhausted()
-}
-
-// settled: nothing runs and nothing will start in this run.
-func (r *rollout) settled() bool {
-	if r.running > 0 {
-		return false
-	}
-	return r.cancelRequested || r.fatal != nil || r.draining || r.exhausted()
-}
-
-func (r *rollout) exhausted() bool { return len(r.pending) == 0 && r.cp.Exhausted }
-
-func (r *rollout) startNext() {
-	if len(r.pending) == 0 {
-		if err := r.fetch(); err != nil {
-			r.fatal = err
-			return
-		}
-		if len(r.pending) == 0 {
-			return
-		}
-	}
-	target := r.pending[0]
-	r.pending = r.pending[1:]
-	r.cp.Cursor = target.Key
-	r.cp.Started++
-	r.running++
-
-	future := workflow.ExecuteChildWorkflow(
-		workflow.WithChildOptions(r.childCtx, deviceChildOptions(r.spec, target.ID)),
-		DeviceUpdateWorkflow,
-		DeviceRequest{
-			RolloutID: r.spec.ID,
-			DeviceID:  target.ID,
-			Address:   target.Address,
-			Firmware:  r.spec.Firmware,
-			Policy:    r.spec.Device,
-		})
-	workflow.Go(r.loopCtx, func(ctx workflow.Context) {
-		var result DeviceResult
-		err := future.Get(ctx, &result)
-		r.running--
-		r.record(target.ID, result, err)
-	})
-
-	if r.historyFull() {
-		r.draining = true
-	}
-}
-
-// fetch reads the next page of targets after the cursor.
-func (r *rollout) fetch() error {
-	ctx := workflow.WithActivityOptions(r.loopCtx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			MaximumInterval:        30 * time.Second,
-			MaximumAttempts:        10,
-			NonRetryableErrorTypes: []string{ErrInventory},
-		},
-	})
-	var page TargetPage
-	err := workflow.ExecuteActivity(ctx, ListTargetsActivity, ListTargetsRequest{
-		RolloutID: r.spec.ID,
-		Inventory: r.spec.Inventory,
-		Selector:  r.spec.Selector,
-		After:     r.cp.Cursor,
-		Limit:     r.pageSize(),
-	}).Get(ctx, &page)
-	if err != nil {
-		return temporal.NewNonRetryableApplicationError("reading the inventory: "+reasonOf(err), ErrInventory, nil)
-	}
-	if r.cp.Runs == 1 && r.cp.Selected == 0 {
-		r.cp.Selected = page.Selected
-	}
-	r.pending = page.Targets
-	r.cp.Exhausted = !page.More
-	return nil
-}
-
-// pageSize keeps a page's worth of targets comfortably below the payload
-// limits while giving the window enough to work with.
-func (r *rollout) pageSize() int {
-	return min(1000, max(100, 2*r.spec.Concurrency()))
-}
-
-func (r *rollout) record(deviceID string, result DeviceResult, err error) {
-	switch {
-	case err == nil && result.Outcome == OutcomeAlreadyCurrent:
-		r.cp.Counts.AlreadyCurrent++
-	case err == nil:
-		r.cp.Counts.Succeeded++
-	case temporal.IsCanceledError(err):
-		r.cp.Counts.Cancelled++
-	default:
-		r.cp.Counts.Failed++
-		if len(r.cp.Failures) < MaxListedFailures {
-			r.cp.Failures = append(r.cp.Failures, DeviceFailure{DeviceID: deviceID, Reason: reasonOf(err)})
-		}
-	}
-}
-
-func (r *rollout) requestCancel(force bool) {
-	if r.status.Ended() {
-		return
-	}
-	r.cancelRequested = true
-	if force {
-		r.cancelChildren()
-	}
-	r.setStatus(StatusCancelling)
-}
-
 func (r *rollout) finish(status Status, reason string) {
-	r.setStatus(status)
+	r.step = stepEnded
+	r.ended = status
 	r.reason = reason
 	r.endedAt = workflow.Now(r.loopCtx)
+	r.refreshStatus()
+}
+
+func (r *rollout) setPhaseState(state string) {
+	if r.cp.Phase < len(r.cp.Phases) {
+		r.cp.Phases[r.cp.Phase].State = state
+	}
 }
 
 func (r *rollout) report() Report {
-	return Report{
+	rep := Report{
 		RolloutID: r.spec.ID,
 		Version:   r.spec.Firmware.Version,
-		Status:    r.status,
+		Status:    r.status(),
 		Reason:    r.reason,
 		Selected:  r.cp.Selected,
 		Started:   r.cp.Started,
 		Running:   r.running,
 		Counts:    r.cp.Counts,
+		Phase:     min(r.cp.Phase, max(0, len(r.cp.Phases)-1)),
+		Phases:    r.cp.Phases,
 		Failures:  r.cp.Failures,
 		StartedAt: r.cp.StartedAt,
 		EndedAt:   r.endedAt,
 		Runs:      r.cp.Runs,
 	}
+	if !r.windowOpen {
+		rep.NextWindow = r.nextWindow
+	}
+	return rep
 }

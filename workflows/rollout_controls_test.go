@@ -48,12 +48,12 @@ func TestRolloutPauseAndResume(t *testing.T) {
 	// validators
 	require.NotNil(t, resumeEarly)
 	assert.False(t, resumeEarly.accepted)
-	assert.ErrorContains(t, resumeEarly.rejected, "is not paused")
+	assert.ErrorContains(t, resumeEarly.rejected, "neither paused nor halted")
 	require.NotNil(t, pauseAgain)
 	assert.False(t, pauseAgain.accepted)
 	assert.ErrorContains(t, pauseAgain.rejected, "already paused")
 	require.NotNil(t, resumeAgain)
-	assert.ErrorContains(t, resumeAgain.rejected, "is not paused")
+	assert.ErrorContains(t, resumeAgain.rejected, "neither paused nor halted")
 
 	// pause: acknowledged with the state at that moment
 	require.True(t, pause.accepted)

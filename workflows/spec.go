@@ -17,6 +17,13 @@ type Spec struct {
 	// MaxHistoryEvents is the event budget of one workflow run: past it the
 	// rollout lets running devices finish and continues as new.
 	MaxHistoryEvents int `json:"maxHistoryEvents,omitempty"`
+
+	// Rollout policies (see policy.go).
+	Phases  []Phase `json:"phases,omitempty"`
+	Abort   *Abort  `json:"abort,omitempty"`
+	Window  *Window `json:"window,omitempty"`
+	Rate    *Rate   `json:"rate,omitempty"`
+	StartAt string  `json:"startAt,omitempty"` // RFC 3339: nothing starts before
 }
 
 // Firmware identifies the image. URL is file:// or http(s):// and must be

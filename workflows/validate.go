@@ -52,7 +52,10 @@ func (s Spec) Validate() error {
 	if s.MaxHistoryEvents != 0 && (s.MaxHistoryEvents < MinMaxHistoryEvents || s.MaxHistoryEvents > MaxMaxHistoryEvents) {
 		return fieldErr("maxHistoryEvents", "must be between %d and %d, got %d", MinMaxHistoryEvents, MaxMaxHistoryEvents, s.MaxHistoryEvents)
 	}
-	return s.Device.validate()
+	if err := s.Device.validate(); err != nil {
+		return err
+	}
+	return s.validatePolicies()
 }
 
 func (f Firmware) validate() error {
