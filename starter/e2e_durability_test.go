@@ -13,8 +13,9 @@ import (
 )
 
 // durabilitySpec is a rollout slow enough to be interrupted at chosen
-// moments: bandwidth-capped pushes, a reboot of a second, and heartbeat
-// timeouts short enough that work lost with a worker is retried quickly.
+// moments: two phases with a soak between them, bandwidth-capped pushes,
+// a reboot of a second, and heartbeat timeouts short enough that work
+// lost with a worker is retried quickly.
 func durabilitySpec(t *testing.T, id string, devices *fleetSim) string {
 	image, _ := firmwareImage(t, 256<<10)
 	return writeSpec(t, workflows.Spec{
@@ -22,6 +23,10 @@ func durabilitySpec(t *testing.T, id string, devices *fleetSim) string {
 		Inventory:     devices.inventory(),
 		Firmware:      workflows.Firmware{Version: "3.0.0", URL: image},
 		MaxConcurrent: 20,
+		Phases: []workflows.Phase{
+			{Name: "first", Percent: 50, Soak: "6s"},
+			{Name: "rest", Percent: 100},
+		},
 		Device: workflows.DevicePolicy{
 			HeartbeatTimeout: "3s",
 			Retry:            workflows.RetrySpec{InitialInterval: "200ms", MaximumInterval: "2s", MaximumAttempts: 20},
@@ -56,9 +61,9 @@ func assertExactlyOnce(t *testing.T, s *stack, id string, devices *fleetSim, n i
 	})
 }
 
-// kill -9 the worker during pushes, during verifies and while the rollout
-// is paused; a new worker each time finishes it without losing a device
-// or flashing one twice.
+// kill -9 the worker during pushes, during verifies, between phases (while
+// the first soaks) and while the rollout is paused; a new worker each time
+// finishes it without losing a device or flashing one twice.
 func TestE2EWorkerCrashes(t *testing.T) {
 	s := newStack(t, sharedServer)
 	devices := startFleet(t, "--devices", "120", "--version", "2.0.0", "--reboot", "1500ms", "--bandwidth", "1048576")
@@ -75,15 +80,29 @@ func TestE2EWorkerCrashes(t *testing.T) {
 	time.Sleep(time.Second)
 	worker = s.startWorker()
 
-	// 2. During verifies: a good part of the fleet installed or rebooting.
+	// 2. During verifies: a good part of the first phase installed or
+	// rebooting.
 	waitFor(t, 90*time.Second, "devices installing", func() bool {
-		return devices.stats(t).Totals.Installs >= 40
+		return devices.stats(t).Totals.Installs >= 30
 	})
 	worker.kill()
 	time.Sleep(time.Second)
 	worker = s.startWorker()
 
-	// 3. While paused between batches of devices.
+	// 3. Between phases: the first one soaks (a server-side timer).
+	waitFor(t, 90*time.Second, "the first phase to soak", func() bool {
+		r, ok := s.progress("crash-120")
+		return ok && r.Status == workflows.StatusSoaking
+	})
+	worker.kill()
+	time.Sleep(time.Second)
+	worker = s.startWorker()
+
+	// 4. While paused in the second phase.
+	waitFor(t, 60*time.Second, "the second phase to start", func() bool {
+		r, ok := s.progress("crash-120")
+		return ok && r.Started > 60
+	})
 	out, code = s.starter("pause", "crash-120")
 	require.Equal(t, 0, code, out)
 	worker.kill()

@@ -16,6 +16,9 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	// Maintenance windows name IANA time zones; embed the database so a
+	// minimal container image resolves them like any other host.
+	_ "time/tzdata"
 
 	"github.com/dovaclean/go-update-orchestrator/worker/connection"
 )

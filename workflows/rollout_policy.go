@@ -115,15 +115,21 @@ func (r *rollout) keepWindow() {
 		return
 	}
 	schedule, _ := r.spec.Window.schedule()
+	// The first state is set before any device can start; the coroutine
+	// then follows the window's openings and closings.
+	update := func(now time.Time) time.Duration {
+		open, change := schedule.at(now)
+		r.windowOpen, r.nextWindow = open, change
+		r.refreshStatus()
+		return change.Sub(now)
+	}
+	wait := update(workflow.Now(r.loopCtx))
 	workflow.Go(r.loopCtx, func(ctx workflow.Context) {
 		for {
-			now := workflow.Now(ctx)
-			open, change := schedule.at(now)
-			r.windowOpen, r.nextWindow = open, change
-			r.refreshStatus()
-			if err := workflow.Sleep(ctx, change.Sub(now)); err != nil {
+			if err := workflow.Sleep(ctx, wait); err != nil {
 				return
 			}
+			wait = update(workflow.Now(ctx))
 		}
 	})
 }

@@ -13,6 +13,7 @@ type device struct {
 	id       string
 	name     string
 	location string
+	status   string // as the registry lists it: online, offline, unknown...
 	metadata map[string]string
 	fault    Fault // FaultOffline also for devices listed offline in --fleet
 

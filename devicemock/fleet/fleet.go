@@ -67,10 +67,18 @@ func newDevice(rec Device, fault Fault) *device {
 	if rec.Status == statusOffline {
 		fault = FaultOffline
 	}
+	status := rec.Status
+	if status == "" {
+		status = statusOnline
+	}
+	if fault == FaultOffline {
+		status = statusOffline
+	}
 	d := &device{
 		id:       rec.ID,
 		name:     rec.Name,
 		location: rec.Location,
+		status:   status,
 		metadata: maps.Clone(rec.Metadata),
 		fault:    fault,
 		version:  rec.FirmwareVersion,

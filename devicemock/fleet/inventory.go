@@ -95,15 +95,11 @@ func (f *Fleet) Inventory(baseURL string) []Device {
 	devices := make([]Device, len(f.devices))
 	for i, d := range f.devices {
 		version, _ := d.state(now)
-		status := statusOnline
-		if d.fault == FaultOffline {
-			status = statusOffline
-		}
 		devices[i] = Device{
 			ID:              d.id,
 			Name:            d.name,
 			Address:         baseURL + "/devices/" + url.PathEscape(d.id),
-			Status:          status,
+			Status:          d.status,
 			FirmwareVersion: version,
 			Location:        d.location,
 			Metadata:        maps.Clone(d.metadata),

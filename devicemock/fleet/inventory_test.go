@@ -104,7 +104,7 @@ func TestFleetFileMode(t *testing.T) {
 	var inv []Device
 	getJSON(t, srv, "/_fleet/inventory", &inv)
 	want := []Device{
-		{ID: "pos-bos-001", Name: "Back Bay", Status: "online", FirmwareVersion: "2.2.0"},
+		{ID: "pos-bos-001", Name: "Back Bay", Status: "maintenance", FirmwareVersion: "2.2.0"},
 		{ID: "pos-nyc-001", Name: "Times Square 1", Status: "online", FirmwareVersion: "2.3.1", Location: "New York, NY",
 			Metadata: map[string]string{"region": "northeast", "store_id": "NYC-001"}},
 		{ID: "pos-nyc-002", Name: "Times Square 2", Status: "offline", FirmwareVersion: "2.3.0", Location: "New York, NY",
