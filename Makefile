@@ -33,7 +33,7 @@ DEV_SERVER_FLAGS := --ip 127.0.0.1 --port $(TEMPORAL_PORT) --ui-port $(UI_PORT) 
 	--search-attribute DeviceID=Keyword --search-attribute RolloutStatus=Keyword \
 	--log-level warn
 
-.PHONY: build tools lint test unit e2e dev demo clean histories
+.PHONY: build tools lint test unit e2e dev demo clean histories bench
 
 build: $(GO_BINARIES)
 
@@ -107,3 +107,14 @@ clean:
 # for the replay test. Run it after a deliberate, versioned change.
 histories: $(BIN)/temporal
 	UPDATE_HISTORIES=1 TEMPORAL_CLI_PATH=$(BIN)/temporal go test -count=1 -tags e2e -v ./starter/ -run 'E2EHistoriesReplay'
+
+# make bench [N=2000] [CONCURRENCY=200] [IMAGE=65536] [WORKERS=1]: one
+# rollout over N devicemock devices on a fresh dev server, with a table of
+# devices/s, time per device, history sizes and peak memory.
+N ?= 2000
+CONCURRENCY ?= 200
+IMAGE ?= 65536
+WORKERS ?= 1
+bench: $(BIN)/temporal
+	TEMPORAL_CLI_PATH=$(BIN)/temporal go test -v -count=1 -tags e2e -timeout 0 -run '^TestBenchRollout$$' ./starter/ \
+		-args -bench.devices=$(N) -bench.concurrency=$(CONCURRENCY) -bench.image=$(IMAGE) -bench.workers=$(WORKERS)

@@ -20,9 +20,10 @@ import (
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
 
-// A rollout that continues as new, is paused and resumed, and meets a
-// device that answers 503 twice, one that refuses with 403 and one that
-// comes back on its old version. Its real histories are replayed against
+// A rollout in two phases (a soaked canary, then a phase that needs
+// approval) inside a maintenance window, that continues as new, is paused
+// and resumed, and meets a device that answers 503 twice, one that refuses
+// with 403 and one that comes back on its old version. Its real histories are replayed against
 // the current workflow code; `make histories` (UPDATE_HISTORIES=1) also
 // stores them in testdata/histories for workflows/replay_test.go.
 func TestE2EHistoriesReplay(t *testing.T) {
@@ -38,12 +39,23 @@ func TestE2EHistoriesReplay(t *testing.T) {
 		MaxConcurrent:    6,
 		MaxHistoryEvents: 300,
 		Device:           workflows.DevicePolicy{Retry: workflows.RetrySpec{InitialInterval: "100ms"}},
+		Phases: []workflows.Phase{
+			{Name: "canary", Percent: 10, Soak: "1s", MinSuccessPercent: 50},
+			{Name: "rest", Percent: 100, RequireApproval: true},
+		},
+		Window: &workflows.Window{Start: "02:00", Duration: "2h", Timezone: zoneWhereHourIs(2)},
 	})
 	out, code := s.starter("start", "--spec", spec)
 	require.Equal(t, 0, code, out)
-	waitFor(t, 30*time.Second, "a few devices done", func() bool {
+	waitFor(t, 30*time.Second, "the second phase to await approval", func() bool {
 		r, ok := s.progress("history")
-		return ok && r.Counts.Done() >= 5
+		return ok && r.Status == workflows.StatusAwaitingApproval
+	})
+	out, code = s.starter("approve", "history")
+	require.Equal(t, 0, code, out)
+	waitFor(t, 30*time.Second, "a few devices of the second phase done", func() bool {
+		r, ok := s.progress("history")
+		return ok && r.Counts.Done() >= 15
 	})
 	for _, control := range []string{"pause", "resume"} {
 		out, code = s.starter(control, "history")

@@ -78,10 +78,10 @@ func startRollout(c *cli.Context) error {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without it the SDK quietly returns the existing rollout.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// RolloutStatus is the workflow's to set, from its first task on.
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.RolloutIDAttr.ValueSet(spec.ID),
 			workflows.FirmwareVersionAttr.ValueSet(spec.Firmware.Version),
-			workflows.RolloutStatusAttr.ValueSet(string(workflows.StatusRunning)),
 		),
 	}, workflows.FirmwareRolloutWorkflow, spec)
 	var exists *serviceerror.WorkflowExecutionAlreadyStarted

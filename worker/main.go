@@ -33,6 +33,20 @@ func main() {
 				Usage: "workflow tasks this worker runs at once",
 				Value: 100,
 			},
+			&cli.IntFlag{
+				Name:  "workflow-pollers",
+				Usage: "concurrent polls for workflow tasks: a rollout's children each need a few workflow tasks",
+				Value: 8,
+			},
+			&cli.IntFlag{
+				Name:  "activity-pollers",
+				Usage: "concurrent polls for activity tasks (most arrive eagerly with workflow tasks)",
+				Value: 4,
+			},
+			&cli.IntFlag{
+				Name:  "sticky-cache-size",
+				Usage: "workflow executions kept in memory between workflow tasks (0: SDK default, 10,000)",
+			},
 		),
 		Action:          runWorker,
 		HideHelpCommand: true,

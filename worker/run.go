@@ -24,8 +24,16 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
 	}
-	if c.Int("max-concurrent-activities") < 1 || c.Int("max-concurrent-workflow-tasks") < 2 {
-		return cli.Exit("worker: --max-concurrent-activities must be at least 1 and --max-concurrent-workflow-tasks at least 2", 2)
+	for _, f := range []struct {
+		name string
+		min  int
+	}{{"max-concurrent-activities", 1}, {"max-concurrent-workflow-tasks", 2}, {"workflow-pollers", 2}, {"activity-pollers", 1}, {"sticky-cache-size", 0}} {
+		if c.Int(f.name) < f.min {
+			return cli.Exit(fmt.Sprintf("worker: --%s must be at least %d, got %d", f.name, f.min, c.Int(f.name)), 2)
+		}
+	}
+	if size := c.Int("sticky-cache-size"); size > 0 {
+		worker.SetStickyWorkflowCacheSize(size)
 	}
 	cl, err := connection.Dial(c, logger)
 	if err != nil {
@@ -39,6 +47,8 @@ func runWorker(c *cli.Context) error {
 	w := worker.New(cl, c.String("task-queue"), worker.Options{
 		MaxConcurrentActivityExecutionSize:     c.Int("max-concurrent-activities"),
 		MaxConcurrentWorkflowTaskExecutionSize: c.Int("max-concurrent-workflow-tasks"),
+		MaxConcurrentWorkflowTaskPollers:       c.Int("workflow-pollers"),
+		MaxConcurrentActivityTaskPollers:       c.Int("activity-pollers"),
 	})
 	workflows.Register(w)
 	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token}

@@ -198,7 +198,7 @@ func TestDeviceUpdateTimeoutsFromSpec(t *testing.T) {
 			assert.Equal(t, tc.push, f.pushInfo[0].StartToCloseTimeout)
 			assert.Equal(t, tc.heartbeat, f.pushInfo[0].HeartbeatTimeout)
 			assert.Equal(t, tc.verify, f.verifyInfo[0].StartToCloseTimeout)
-			assert.Equal(t, tc.heartbeat, f.verifyInfo[0].HeartbeatTimeout)
+			assert.True(t, f.verifyInfo[0].IsLocalActivity, "verify runs as a local activity")
 			assert.Equal(t, tc.verifyIn, f.verifyReqs[0].Within)
 		})
 	}

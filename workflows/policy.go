@@ -122,8 +122,10 @@ func (w Window) schedule() (windowSchedule, error) {
 func (ws windowSchedule) at(now time.Time) (open bool, change time.Time) {
 	local := now.In(ws.loc)
 	y, m, d := local.Date()
-	for offset := -1; offset <= 8; offset++ {
-		start := time.Date(y, m, d+offset, ws.hour, ws.minute, 0, 0, ws.loc)
+	// Two days back: a 24h window that spans a spring-forward night ends
+	// on the second day after the one it started on.
+	for offset := -2; offset <= 8; offset++ {
+		start := ws.startOn(y, m, d+offset)
 		if !ws.days[start.Weekday()] {
 			continue
 		}
@@ -136,6 +138,26 @@ func (ws windowSchedule) at(now time.Time) (open bool, change time.Time) {
 		}
 	}
 	return false, time.Time{} // unreachable: Validate requires a day
+}
+
+// startOn is the window's start on a day. A wall-clock time in a
+// spring-forward gap does not exist, and time.Date may resolve it with the
+// offset from after the gap, which moves it back (02:30 becomes 01:30 EST
+// in New York); read it with the offset from before the gap instead, which
+// moves it forward with the clock (03:30 EDT).
+func (ws windowSchedule) startOn(y int, m time.Month, d int) time.Time {
+	start := time.Date(y, m, d, ws.hour, ws.minute, 0, 0, ws.loc)
+	if h, mi, _ := start.Clock(); h == ws.hour && mi == ws.minute {
+		return start
+	}
+	zoneStart, zoneEnd := start.ZoneBounds()
+	gap := zoneStart // start is just after the gap
+	if !zoneEnd.IsZero() && zoneEnd.Sub(start) < 24*time.Hour {
+		gap = zoneEnd // start is just before the gap
+	}
+	_, offsetBefore := gap.Add(-time.Second).Zone()
+	wall := time.Date(y, m, d, ws.hour, ws.minute, 0, 0, time.UTC)
+	return wall.Add(-time.Duration(offsetBefore) * time.Second).In(ws.loc)
 }
 
 // perMinuteAfter is the rate cap once the given number of devices have

@@ -118,7 +118,6 @@ func (r *rollout) watchCancellation(ctx workflow.Context) {
 }
 
 func (r *rollout) run(ctx workflow.Context) (Report, error) {
-	r.refreshStatus()
 	if r.cp.Runs == 1 {
 		if err := r.begin(); err != nil {
 			return r.report(), err
@@ -129,6 +128,7 @@ func (r *rollout) run(ctx workflow.Context) (Report, error) {
 	}
 	r.keepWindow()
 	r.keepRate()
+	r.refreshStatus()
 
 	phases, _ := r.spec.PhasePlan(r.cp.Selected)
 	for r.cp.Phase < len(phases) && !r.stopping() {
@@ -153,6 +153,9 @@ func (r *rollout) run(ctx workflow.Context) (Report, error) {
 		if err := r.checkGate(phase); err != nil {
 			return r.report(), err
 		}
+		// The soak shows as the phase's state; an overridden gate is what
+		// the phase ends with.
+		overridden := r.cp.Phases[r.cp.Phase].State == PhaseOverridden
 		if !last {
 			if err := r.soak(phase); err != nil {
 				return r.report(), err
@@ -166,7 +169,9 @@ func (r *rollout) run(ctx workflow.Context) (Report, error) {
 				return r.report(), err
 			}
 		}
-		if r.cp.Phases[r.cp.Phase].State != PhaseOverridden {
+		if overridden {
+			r.setPhaseState(PhaseOverridden)
+		} else {
 			r.setPhaseState(PhasePassed)
 		}
 		r.cp.Phase++
@@ -248,20 +253,29 @@ func (r *rollout) end() (Report, error) {
 	if r.fatal != nil {
 		return r.report(), r.fatal
 	}
-	notStarted := max(0, r.cp.Selected-r.cp.Started)
 	switch {
-	case r.cancelRequested:
-		r.cp.Counts.Cancelled += notStarted
-		r.finish(StatusCancelled, "cancelled by the operator")
 	case r.aborted:
-		r.cp.Counts.Cancelled += notStarted
+		r.cancelNotStarted()
 		r.finish(StatusAborted, r.reason)
+	case r.cancelRequested:
+		r.cancelNotStarted()
+		r.finish(StatusCancelled, "cancelled by the operator")
 	case r.cp.Counts.Failed > 0:
 		r.finish(StatusCompletedWithFailures, fmt.Sprintf("%d of %d devices failed", r.cp.Counts.Failed, r.cp.Counts.Done()))
 	default:
 		r.finish(StatusCompleted, "")
 	}
 	return r.report(), nil
+}
+
+// cancelNotStarted gives the devices that never started their outcome:
+// cancelled, in the totals and in their phases.
+func (r *rollout) cancelNotStarted() {
+	r.cp.Counts.Cancelled += max(0, r.cp.Selected-r.cp.Started)
+	for i := range r.cp.Phases {
+		p := &r.cp.Phases[i]
+		p.Counts.Cancelled += max(0, p.Devices-p.Started)
+	}
 }
 
 func (r *rollout) finish(status Status, reason string) {

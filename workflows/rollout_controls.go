@@ -43,6 +43,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			r.cp.Paused = false
 			if r.step == stepHalted {
 				r.overridden = true
+				r.step = stepDevices // what the acknowledgement shows; the loop moves on
 			}
 			return r.acknowledge()
 		}, func() error {
@@ -56,6 +57,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		}},
 		{ApproveUpdate, func(workflow.Context) (Report, error) {
 			r.approved = true
+			r.step = stepDevices
 			return r.acknowledge()
 		}, func() error {
 			if err := r.refuseIfStopping(); err != nil {
@@ -75,6 +77,9 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			}
 			if r.cancelRequested && !req.Force {
 				return fmt.Errorf("rollout %s is already cancelling; use --force to also cancel in-flight pushes", r.spec.ID)
+			}
+			if r.aborted && !req.Force {
+				return fmt.Errorf("rollout %s was aborted and starts no device; use --force to also cancel in-flight pushes", r.spec.ID)
 			}
 			return nil
 		}},

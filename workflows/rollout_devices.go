@@ -51,7 +51,9 @@ func (r *rollout) startNext() {
 			r.fatal = err
 			return
 		}
-		if len(r.pending) == 0 {
+		// Reading the page took time: a cancel, pause, abort or the
+		// window's end may have come meanwhile.
+		if len(r.pending) == 0 || !r.canStart() {
 			return
 		}
 	}

@@ -75,7 +75,7 @@ func (r *rollout) halt(reason string) error {
 
 // soak waits after a phase before the next one starts.
 func (r *rollout) soak(phase Phase) error {
-	if phase.Soak == "" {
+	if phase.Soak == "" || r.stopping() { // a rollout cancelled while halted does not soak
 		return nil
 	}
 	d, _ := time.ParseDuration(phase.Soak)

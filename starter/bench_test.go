@@ -1,0 +1,149 @@
+//go:build e2e
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dovaclean/go-update-orchestrator/workflows"
+)
+
+// make bench runs this: one rollout on a fresh dev server, with real HTTP
+// pushes to devicemock, measured end to end. It checks correctness (one
+// install per device) and prints figures; it asserts no timing.
+var (
+	benchDevices     = flag.Int("bench.devices", 2000, "devices in the benchmark rollout")
+	benchConcurrency = flag.Int("bench.concurrency", 200, "the rollout's maxConcurrent")
+	benchImage       = flag.Int("bench.image", 64<<10, "firmware image bytes")
+	benchReboot      = flag.Duration("bench.reboot", 100*time.Millisecond, "devicemock reboot time")
+	benchWorkers     = flag.Int("bench.workers", 1, "worker processes")
+	benchWorkerFlags = flag.String("bench.worker-flags", "", "extra worker flags, space separated")
+)
+
+func TestBenchRollout(t *testing.T) {
+	server, err := startDevServer(filepath.Join(t.TempDir(), "bench.db"), "")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = server.server.Stop() })
+	s := newStack(t, server)
+	devices := startFleet(t, "--devices", strconv.Itoa(*benchDevices), "--version", "1.0.0",
+		"--reboot", benchReboot.String())
+	var workers []*proc
+	for range *benchWorkers {
+		workers = append(workers, startProc(t, nil, "worker", append(s.connectionArgs(), strings.Fields(*benchWorkerFlags)...)...))
+	}
+	image, _ := firmwareImage(t, *benchImage)
+	spec := writeSpec(t, workflows.Spec{
+		ID:            "bench",
+		Inventory:     devices.inventory(),
+		Firmware:      workflows.Firmware{Version: "2.0.0", URL: image},
+		MaxConcurrent: *benchConcurrency,
+	})
+
+	began := time.Now()
+	out, code := s.starter("start", "--spec", spec, "--wait")
+	elapsed := time.Since(began)
+	require.Equal(t, 0, code, tail(out, 2000))
+	for _, d := range devices.stats(t).Devices {
+		require.EqualValues(t, 1, d.Installs, d.ID)
+	}
+
+	perDevice, maxChildEvents := s.deviceDurations("bench")
+	require.Len(t, perDevice, *benchDevices)
+	maxParentEvents, runs := s.runHistoryLengths("bench")
+	var workerRSS int64
+	for _, w := range workers {
+		workerRSS = max(workerRSS, peakRSS(w.cmd.Process.Pid))
+	}
+	serverRSS := peakRSS(pidOf("--port " + strings.Split(server.hostPort, ":")[1]))
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "devices\tseconds\tdevices/s\tp50/device\tp99/device\tmax events (rollout run)\tmax events (device)\trollout runs\tworker peak RSS\tserver peak RSS\t")
+	fmt.Fprintf(tw, "%d\t%.1f\t%.1f\t%s\t%s\t%d\t%d\t%d\t%d MB\t%d MB\t\n",
+		*benchDevices, elapsed.Seconds(), float64(*benchDevices)/elapsed.Seconds(),
+		percentile(perDevice, 50), percentile(perDevice, 99), maxParentEvents, maxChildEvents, runs,
+		workerRSS>>20, serverRSS>>20)
+	require.NoError(t, tw.Flush())
+	fmt.Printf("(maxConcurrent %d, image %d bytes, reboot %s, %d worker(s) %s)\n",
+		*benchConcurrency, *benchImage, *benchReboot, *benchWorkers, *benchWorkerFlags)
+}
+
+// deviceDurations reads every DeviceUpdate of a rollout from visibility:
+// how long each took and the longest history.
+func (s *stack) deviceDurations(id string) ([]time.Duration, int64) {
+	var durations []time.Duration
+	var maxEvents int64
+	var token []byte
+	for {
+		resp, err := s.client.ListWorkflow(s.t.Context(), listRequest(
+			fmt.Sprintf("WorkflowType = 'DeviceUpdate' AND RolloutID = '%s'", id), token))
+		require.NoError(s.t, err)
+		for _, e := range resp.GetExecutions() {
+			durations = append(durations, e.GetCloseTime().AsTime().Sub(e.GetStartTime().AsTime()))
+			maxEvents = max(maxEvents, e.GetHistoryLength())
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return durations, maxEvents
+		}
+	}
+}
+
+// runHistoryLengths is the longest history of a rollout's runs and their
+// number.
+func (s *stack) runHistoryLengths(id string) (int64, int) {
+	resp, err := s.client.ListWorkflow(s.t.Context(), listRequest(fmt.Sprintf("WorkflowId = '%s'", id), nil))
+	require.NoError(s.t, err)
+	var longest int64
+	for _, e := range resp.GetExecutions() {
+		longest = max(longest, e.GetHistoryLength())
+	}
+	return longest, len(resp.GetExecutions())
+}
+
+func percentile(ds []time.Duration, p int) time.Duration {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)].Round(time.Millisecond)
+}
+
+// peakRSS is a process's high-water resident set size, in bytes.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// pidOf finds the process whose command line contains the text (the dev
+// server is started by the SDK's test suite, which keeps its PID).
+func pidOf(text string) int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if strings.Contains(strings.ReplaceAll(string(cmdline), "\x00", " "), text) {
+			return pid
+		}
+	}
+	return 0
+}
