@@ -118,6 +118,22 @@ func TestE2EPermanentRefusals(t *testing.T) {
 		failed = append(failed, f.DeviceID)
 	}
 	assert.ElementsMatch(t, refused, failed)
+
+	// Every failure, page by page, from visibility: 10 failed, 4 a page.
+	var paged []string
+	for page := 1; page <= 3; page++ {
+		waitFor(t, 20*time.Second, "failed device updates in visibility", func() bool {
+			out, code = s.starter("status", "refused-200", "--failures", "--page", fmt.Sprint(page), "--page-size", "4")
+			return code == 0 && strings.Contains(out, "(10 failed, 4 per page)")
+		})
+		assert.Contains(t, out, fmt.Sprintf("failed devices of refused-200: page %d of 3", page))
+		for _, line := range scanLines(out)[1:] {
+			fields := strings.Fields(line)
+			paged = append(paged, fields[0])
+			assert.Contains(t, line, "push: device answered 403 Forbidden")
+		}
+	}
+	assert.ElementsMatch(t, refused, paged)
 }
 
 // The stock temporal CLI starts a rollout from the same spec file and

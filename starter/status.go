@@ -21,6 +21,9 @@ func statusCommand() *cli.Command {
 		ArgsUsage: "ID",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.BoolFlag{Name: "failures", Usage: "list every failed device with its reason, a page at a time"},
+			&cli.IntFlag{Name: "page", Usage: "with --failures: page `N` (1 first)", Value: 1},
+			&cli.IntFlag{Name: "page-size", Usage: "with --failures: devices per page", Value: 100},
 		},
 		OnUsageError: usageError,
 		Action:       showStatus,
@@ -37,6 +40,9 @@ func showStatus(c *cli.Context) error {
 		return failed("%v", err)
 	}
 	defer cl.Close()
+	if c.Bool("failures") {
+		return listFailures(c, cl, id)
+	}
 
 	desc, err := cl.DescribeWorkflow(c.Context, id, "")
 	var notFound *serviceerror.NotFound
