@@ -21,7 +21,7 @@ type Activities struct {
 }
 
 // Register adds the activities to a worker under their product names.
-func (a *Activities) Register(w worker.Registry) {
+func (a *Activities) Register(w worker.ActivityRegistry) {
 	w.RegisterActivityWithOptions(a.ListTargets, activity.RegisterOptions{Name: workflows.ListTargetsActivity})
 	w.RegisterActivityWithOptions(a.PushFirmware, activity.RegisterOptions{Name: workflows.PushFirmwareActivity})
 	w.RegisterActivityWithOptions(a.VerifyVersion, activity.RegisterOptions{Name: workflows.VerifyVersionActivity})

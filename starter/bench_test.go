@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
 
+	"github.com/dovaclean/go-update-orchestrator/activities"
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
 
@@ -29,13 +31,19 @@ var (
 	benchReboot      = flag.Duration("bench.reboot", 100*time.Millisecond, "devicemock reboot time")
 	benchWorkers     = flag.Int("bench.workers", 1, "worker processes")
 	benchWorkerFlags = flag.String("bench.worker-flags", "", "extra worker flags, space separated")
+	benchServerFlags = flag.String("bench.server-flags", "", "extra dev server flags, space separated")
+	benchBaseline    = flag.Bool("bench.baseline", true, "first run the batch sliding-window reference on the same server")
 )
 
 func TestBenchRollout(t *testing.T) {
-	server, err := startDevServer(filepath.Join(t.TempDir(), "bench.db"), "")
+	server, err := startDevServer(filepath.Join(t.TempDir(), "bench.db"), "", strings.Fields(*benchServerFlags)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = server.server.Stop() })
 	s := newStack(t, server)
+	var baseline float64
+	if *benchBaseline {
+		baseline = s.runBaseline(*benchDevices, *benchConcurrency)
+	}
 	devices := startFleet(t, "--devices", strconv.Itoa(*benchDevices), "--version", "1.0.0",
 		"--reboot", benchReboot.String())
 	var workers []*proc
@@ -74,8 +82,12 @@ func TestBenchRollout(t *testing.T) {
 		percentile(perDevice, 50), percentile(perDevice, 99), maxParentEvents, maxChildEvents, runs,
 		workerRSS>>20, serverRSS>>20)
 	require.NoError(t, tw.Flush())
-	fmt.Printf("(maxConcurrent %d, image %d bytes, reboot %s, %d worker(s) %s)\n",
-		*benchConcurrency, *benchImage, *benchReboot, *benchWorkers, *benchWorkerFlags)
+	fmt.Printf("(maxConcurrent %d, image %d bytes, reboot %s, %d worker(s) %s, server %s)\n",
+		*benchConcurrency, *benchImage, *benchReboot, *benchWorkers, *benchWorkerFlags, *benchServerFlags)
+	if baseline > 0 {
+		fmt.Printf("reference, same server and run: batch sliding window with two no-op activities per record, %.1f records/s; rollout/reference %.2f\n",
+			baseline, float64(*benchDevices)/elapsed.Seconds()/baseline)
+	}
 }
 
 // deviceDurations reads every DeviceUpdate of a rollout from visibility:
@@ -146,4 +158,46 @@ func pidOf(text string) int {
 		}
 	}
 	return 0
+}
+
+// make bench-push: the push path against a plain `curl --data-binary`
+// to the same devicemock endpoint, alternating, in one run.
+var benchPushImage = flag.Int("bench.push-image", 256<<20, "image bytes for the push-vs-curl comparison")
+
+func TestBenchPushVsCurl(t *testing.T) {
+	const rounds = 5
+	devices := startFleet(t, "--devices", strconv.Itoa(2*rounds), "--version", "1.0.0", "--reboot", "10ms")
+	image, sum := firmwareImage(t, *benchPushImage)
+	acts := &activities.Activities{Client: activities.NewHTTPClient(nil)}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	acts.Register(env)
+
+	var pushes, curls []time.Duration
+	for i := range rounds {
+		curlDevice := fmt.Sprintf("%s/devices/dev-%05d", devices.url, 2*i+1)
+		began := time.Now()
+		out, err := execOutput("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+			"-H", "Content-Type: application/octet-stream", "-H", "X-Firmware-Version: 2.0.0",
+			"-H", "X-Firmware-SHA256: "+sum, "--data-binary", "@"+image, curlDevice+"/update")
+		curls = append(curls, time.Since(began))
+		require.NoError(t, err, out)
+		require.Equal(t, "202", out)
+
+		began = time.Now()
+		_, err = env.ExecuteActivity(workflows.PushFirmwareActivity, workflows.PushRequest{
+			RolloutID: "bench", DeviceID: fmt.Sprintf("dev-%05d", 2*i+2),
+			Address:  fmt.Sprintf("%s/devices/dev-%05d", devices.url, 2*i+2),
+			Firmware: workflows.Firmware{Version: "2.0.0", URL: "file://" + image, SHA256: sum, Size: int64(*benchPushImage)},
+		})
+		pushes = append(pushes, time.Since(began))
+		require.NoError(t, err)
+	}
+	waitFor(t, 5*time.Second, "every device installed", func() bool {
+		return devices.stats(t).Totals.Installs == 2*rounds
+	})
+	mbps := func(d time.Duration) float64 { return float64(*benchPushImage) / d.Seconds() / 1e6 }
+	curl, push := percentile(curls, 50), percentile(pushes, 50)
+	fmt.Printf("push %d MB, median of %d: PushFirmware %.0f MB/s, curl --data-binary %.0f MB/s, ratio %.2f\n",
+		*benchPushImage>>20, rounds, mbps(push), mbps(curl), curl.Seconds()/push.Seconds())
 }

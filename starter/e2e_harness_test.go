@@ -90,7 +90,7 @@ type devServer struct {
 	dbFile   string
 }
 
-func startDevServer(dbFile, hostPort string) (*devServer, error) {
+func startDevServer(dbFile, hostPort string, extraArgs ...string) (*devServer, error) {
 	cli, err := temporalCLI()
 	if err != nil {
 		return nil, err
@@ -103,11 +103,11 @@ func startDevServer(dbFile, hostPort string) (*devServer, error) {
 		ClientOptions: &client.Options{HostPort: hostPort, Namespace: "default"},
 		DBFilename:    dbFile,
 		LogLevel:      "error",
-		ExtraArgs: []string{
+		ExtraArgs: append([]string{
 			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
 			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 			"--http-port", freePort(), "--metrics-port", freePort(),
-		},
+		}, extraArgs...),
 		SearchAttributes: temporal.NewSearchAttributes(
 			workflows.RolloutIDAttr.ValueSet(""), workflows.FirmwareVersionAttr.ValueSet(""),
 			workflows.DeviceIDAttr.ValueSet(""), workflows.RolloutStatusAttr.ValueSet(""),
