@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -121,6 +123,10 @@ func startDevServer(dbFile, hostPort string, extraArgs ...string) (*devServer, e
 	return &devServer{server: server, hostPort: hostPort, dbFile: dbFile}, nil
 }
 
+// quietLogger keeps the SDK's own logs (and in-process workers') to
+// warnings and errors.
+var quietLogger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+
 func freePort() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -192,7 +198,7 @@ type stack struct {
 
 func newStack(t *testing.T, server *devServer) *stack {
 	t.Helper()
-	cl, err := client.Dial(client.Options{HostPort: server.hostPort})
+	cl, err := client.Dial(client.Options{HostPort: server.hostPort, Logger: quietLogger})
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	return &stack{t: t, server: server, taskQueue: "e2e-" + strings.ToLower(t.Name()), client: cl}
