@@ -74,8 +74,12 @@ func retryAfter(v string) time.Duration {
 // transient is retried by the activity's retry policy. The message names
 // the attempt so the final failure says how hard we tried.
 func transient(ctx context.Context, what string, delay time.Duration) error {
+	return transientOfType(ctx, errDeviceUnavailable, what, delay)
+}
+
+func transientOfType(ctx context.Context, errType, what string, delay time.Duration) error {
 	msg := fmt.Sprintf("%s (attempt %d)", what, activity.GetInfo(ctx).Attempt)
-	return temporal.NewApplicationErrorWithOptions(msg, errDeviceUnavailable, temporal.ApplicationErrorOptions{
+	return temporal.NewApplicationErrorWithOptions(msg, errType, temporal.ApplicationErrorOptions{
 		NextRetryDelay: delay,
 	})
 }
@@ -97,7 +101,9 @@ func networkError(ctx context.Context, step string, err error) error {
 		}
 		return ctx.Err()
 	}
-	return transient(ctx, step+": device unreachable: "+err.Error(), 0)
+	// Its own type, so that a rollout with device.waitOnline can tell an
+	// offline device from one that answers badly.
+	return transientOfType(ctx, workflows.ErrDeviceUnreachable, step+": device unreachable: "+err.Error(), 0)
 }
 
 // deviceVersion is the body of GET {address}/version.

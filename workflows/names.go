@@ -40,9 +40,11 @@ const (
 	ErrWrongVersion     = "WrongVersion"     // the device came back on another version
 	ErrBadDeviceAnswer  = "BadDeviceAnswer"  // a redirect or an unparseable answer
 	ErrFirmwareSource   = "FirmwareSource"   // the image cannot be read at its URL
-	ErrInvalidSpec      = "InvalidSpec"
-	ErrInventory        = "InvalidInventory"
-	ErrEmptySelection   = "EmptySelection"
+	// ErrDeviceUnreachable is transient: no connection to the device.
+	ErrDeviceUnreachable = "DeviceUnreachable"
+	ErrInvalidSpec       = "InvalidSpec"
+	ErrInventory         = "InvalidInventory"
+	ErrEmptySelection    = "EmptySelection"
 )
 
 // PermanentDeviceErrors never get better by retrying.
