@@ -32,8 +32,8 @@ func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 			ExpectContinueTimeout: time.Second,
 			// Images stream through this buffer: 64 KiB writes instead of
 			// the default 4 KiB cut syscalls per gigabyte sixteenfold.
-			WriteBufferSize: 64 << 10,
-			ForceAttemptHTTP2:     true,
+			WriteBufferSize:   64 << 10,
+			ForceAttemptHTTP2: true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
