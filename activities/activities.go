@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/dovaclean/go-update-orchestrator/workflows"
@@ -18,6 +19,8 @@ type Activities struct {
 	// DeviceToken, when set, is sent as "Authorization: Bearer" to devices.
 	// It comes from the worker's environment and never enters a workflow.
 	DeviceToken string
+	// Temporal lets WatchDevice signal a device's presence workflow.
+	Temporal client.Client
 }
 
 // Register adds the activities to a worker under their product names.
@@ -25,4 +28,5 @@ func (a *Activities) Register(w worker.ActivityRegistry) {
 	w.RegisterActivityWithOptions(a.ListTargets, activity.RegisterOptions{Name: workflows.ListTargetsActivity})
 	w.RegisterActivityWithOptions(a.PushFirmware, activity.RegisterOptions{Name: workflows.PushFirmwareActivity})
 	w.RegisterActivityWithOptions(a.VerifyVersion, activity.RegisterOptions{Name: workflows.VerifyVersionActivity})
+	w.RegisterActivityWithOptions(a.WatchDevice, activity.RegisterOptions{Name: workflows.WatchDeviceActivity})
 }

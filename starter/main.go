@@ -66,6 +66,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			controlCommand("resume", "continue a paused rollout, or override the failed gate of a halted one"),
 			controlCommand("approve", "let a phase that requires approval start"),
 			cancelCommand(),
+			checkinCommand(),
 			listCommand(),
 		},
 	}

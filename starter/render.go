@@ -105,7 +105,22 @@ func details(w io.Writer, r workflows.Report, now time.Time) {
 	if len(r.Phases) > 1 {
 		phaseTable(w, r)
 	}
+	offline(w, r)
 	failures(w, r, workflows.MaxListedFailures)
+}
+
+// offline lists the devices that were unreachable when their turn came.
+func offline(w io.Writer, r workflows.Report) {
+	if r.Offline == 0 {
+		return
+	}
+	fmt.Fprintf(w, "offline when their turn came (%d):\n", r.Offline)
+	for _, d := range r.OfflineIDs {
+		fmt.Fprintf(w, "  %s  %s\n", d.DeviceID, d.Outcome)
+	}
+	if r.Offline > len(r.OfflineIDs) {
+		fmt.Fprintf(w, "  ... and %d more\n", r.Offline-len(r.OfflineIDs))
+	}
 }
 
 // phaseTable renders the phases with their plan and outcomes.

@@ -43,6 +43,10 @@ func main() {
 				Usage: "concurrent polls for activity tasks (most arrive eagerly with workflow tasks)",
 				Value: 4,
 			},
+			&cli.StringFlag{
+				Name:  "checkin-listen",
+				Usage: "serve device check-ins (POST /checkin/{deviceID}) on `HOST:PORT`; off when empty",
+			},
 			&cli.IntFlag{
 				Name:  "sticky-cache-size",
 				Usage: "workflow executions kept in memory between workflow tasks (0: SDK default, 10,000)",

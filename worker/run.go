@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -14,6 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/dovaclean/go-update-orchestrator/activities"
+	"github.com/dovaclean/go-update-orchestrator/worker/checkin"
 	"github.com/dovaclean/go-update-orchestrator/worker/connection"
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
@@ -51,8 +55,16 @@ func runWorker(c *cli.Context) error {
 		MaxConcurrentActivityTaskPollers:       c.Int("activity-pollers"),
 	})
 	workflows.Register(w)
-	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token}
+	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token, Temporal: cl}
 	acts.Register(w)
+
+	if addr := c.String("checkin-listen"); addr != "" {
+		stop, err := serveCheckins(addr, checkin.Handler(cl, c.String("task-queue"), logger), logger)
+		if err != nil {
+			return cli.Exit("worker: --checkin-listen: "+err.Error(), 2)
+		}
+		defer stop()
+	}
 
 	logger.Info("worker started", "address", c.String("address"), "namespace", c.String("namespace"),
 		"taskQueue", c.String("task-queue"), "deviceToken", token != "")
@@ -60,6 +72,22 @@ func runWorker(c *cli.Context) error {
 		return cli.Exit("worker: "+err.Error(), 1)
 	}
 	return nil
+}
+
+// serveCheckins listens for device check-ins until stop is called.
+func serveCheckins(addr string, handler http.Handler, logger *slog.Logger) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	logger.Info("serving device check-ins", "address", l.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // deviceToken reads the devices' bearer token from a file or $DEVICE_TOKEN.

@@ -28,26 +28,12 @@ func DeviceUpdate(ctx workflow.Context, req DeviceRequest) (DeviceResult, error)
 		NonRetryableErrorTypes: PermanentDeviceErrors,
 	}
 
-	pushCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: timing.PushTimeout,
-		HeartbeatTimeout:    timing.HeartbeatTimeout,
-		RetryPolicy:         retry,
-		// A cancelled push may still have been accepted by the device;
-		// wait for the activity to say which before reporting.
-		WaitForCancellation: true,
-	})
-	var push PushResult
-	err := workflow.ExecuteActivity(pushCtx, PushFirmwareActivity, PushRequest{
-		RolloutID: req.RolloutID,
-		DeviceID:  req.DeviceID,
-		Address:   req.Address,
-		Firmware:  req.Firmware,
-	}).Get(ctx, &push)
+	push, waited, err := pushWhenOnline(ctx, req, timing, retry)
 	if err != nil {
 		return DeviceResult{}, deviceFailure("push", err)
 	}
 	if push.AlreadyInstalled {
-		return DeviceResult{Outcome: OutcomeAlreadyCurrent, PreviousVersion: push.PreviousVersion}, nil
+		return DeviceResult{Outcome: OutcomeAlreadyCurrent, PreviousVersion: push.PreviousVersion, WaitedOffline: waited}, nil
 	}
 
 	// The device has the image and is installing it: find out how that ends
@@ -72,7 +58,7 @@ func DeviceUpdate(ctx workflow.Context, req DeviceRequest) (DeviceResult, error)
 	if err != nil {
 		return DeviceResult{}, deviceFailure("verify", err)
 	}
-	return DeviceResult{Outcome: OutcomeUpdated, PreviousVersion: push.PreviousVersion}, nil
+	return DeviceResult{Outcome: OutcomeUpdated, PreviousVersion: push.PreviousVersion, WaitedOffline: waited}, nil
 }
 
 // deviceFailure turns an activity error into the device's failure: the

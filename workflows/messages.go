@@ -62,6 +62,15 @@ const (
 type DeviceResult struct {
 	Outcome         string `json:"outcome"`
 	PreviousVersion string `json:"previousVersion,omitempty"`
+	WaitedOffline   bool   `json:"waitedOffline,omitempty"` // it was unreachable and came back
+}
+
+// Watch asks a device's presence workflow to signal the watcher when the
+// device checks in after Since.
+type Watch struct {
+	DeviceID string    `json:"deviceId"`
+	Watcher  string    `json:"watcher"` // workflow ID
+	Since    time.Time `json:"since"`
 }
 
 // PushRequest is the PushFirmware input.

@@ -18,6 +18,12 @@ const (
 	ResumeUpdate  = "resume"
 	CancelUpdate  = "cancel"
 	ApproveUpdate = "approve"
+
+	// A device's check-in and a device workflow's request to hear of it.
+	DevicePresenceWorkflow = "DevicePresence"
+	WatchDeviceActivity    = "WatchDevice"
+	CheckinSignal          = "checkin"
+	WatchSignal            = "watch"
 )
 
 // Search attributes (all Keyword) that make rollouts and device updates
@@ -42,9 +48,11 @@ const (
 	ErrFirmwareSource   = "FirmwareSource"   // the image cannot be read at its URL
 	// ErrDeviceUnreachable is transient: no connection to the device.
 	ErrDeviceUnreachable = "DeviceUnreachable"
-	ErrInvalidSpec       = "InvalidSpec"
-	ErrInventory         = "InvalidInventory"
-	ErrEmptySelection    = "EmptySelection"
+	// ErrDeviceOffline: unreachable, and no check-in within waitOnline.
+	ErrDeviceOffline  = "DeviceOffline"
+	ErrInvalidSpec    = "InvalidSpec"
+	ErrInventory      = "InvalidInventory"
+	ErrEmptySelection = "EmptySelection"
 )
 
 // PermanentDeviceErrors never get better by retrying.

@@ -9,4 +9,5 @@ import (
 func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(FirmwareRollout, workflow.RegisterOptions{Name: FirmwareRolloutWorkflow})
 	w.RegisterWorkflowWithOptions(DeviceUpdate, workflow.RegisterOptions{Name: DeviceUpdateWorkflow})
+	w.RegisterWorkflowWithOptions(DevicePresence, workflow.RegisterOptions{Name: DevicePresenceWorkflow})
 }

@@ -55,6 +55,14 @@ type DeviceFailure struct {
 	Reason   string `json:"reason"`
 }
 
+// OfflineDevice is a device that could not be reached when its turn came,
+// and how it ended: updated or already current after it came back, or
+// failed.
+type OfflineDevice struct {
+	DeviceID string `json:"deviceId"`
+	Outcome  string `json:"outcome"`
+}
+
 // Phase states, in PhaseReport.State.
 const (
 	PhasePending          = "pending"
@@ -88,8 +96,10 @@ type Report struct {
 	Counts     Counts          `json:"counts"`
 	Phase      int             `json:"phase"` // index into Phases of the current phase
 	Phases     []PhaseReport   `json:"phases,omitempty"`
-	NextWindow time.Time       `json:"nextWindow,omitzero"` // when outside the window: its next opening
-	Failures   []DeviceFailure `json:"failures,omitempty"`  // the first MaxListedFailures
+	NextWindow time.Time       `json:"nextWindow,omitzero"`      // when outside the window: its next opening
+	Failures   []DeviceFailure `json:"failures,omitempty"`       // the first MaxListedFailures
+	Offline    int             `json:"offline,omitempty"`        // devices unreachable when their turn came
+	OfflineIDs []OfflineDevice `json:"offlineDevices,omitempty"` // the first MaxListedFailures of them
 	StartedAt  time.Time       `json:"startedAt"`
 	EndedAt    time.Time       `json:"endedAt,omitzero"`
 	Runs       int             `json:"runs"` // workflow runs so far (continue-as-new)

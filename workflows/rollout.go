@@ -18,6 +18,8 @@ type Checkpoint struct {
 	Started     int             `json:"started"`
 	Counts      Counts          `json:"counts"`
 	Failures    []DeviceFailure `json:"failures,omitempty"`
+	Offline     int             `json:"offline,omitempty"`
+	OfflineIDs  []OfflineDevice `json:"offlineDevices,omitempty"`
 	Phase       int             `json:"phase"`
 	Phases      []PhaseReport   `json:"phases,omitempty"`
 	Paused      bool            `json:"paused,omitempty"`
@@ -294,20 +296,22 @@ func (r *rollout) setPhaseState(state string) {
 
 func (r *rollout) report() Report {
 	rep := Report{
-		RolloutID: r.spec.ID,
-		Version:   r.spec.Firmware.Version,
-		Status:    r.status(),
-		Reason:    r.reason,
-		Selected:  r.cp.Selected,
-		Started:   r.cp.Started,
-		Running:   r.running,
-		Counts:    r.cp.Counts,
-		Phase:     min(r.cp.Phase, max(0, len(r.cp.Phases)-1)),
-		Phases:    r.cp.Phases,
-		Failures:  r.cp.Failures,
-		StartedAt: r.cp.StartedAt,
-		EndedAt:   r.endedAt,
-		Runs:      r.cp.Runs,
+		RolloutID:  r.spec.ID,
+		Version:    r.spec.Firmware.Version,
+		Status:     r.status(),
+		Reason:     r.reason,
+		Selected:   r.cp.Selected,
+		Started:    r.cp.Started,
+		Running:    r.running,
+		Counts:     r.cp.Counts,
+		Phase:      min(r.cp.Phase, max(0, len(r.cp.Phases)-1)),
+		Phases:     r.cp.Phases,
+		Failures:   r.cp.Failures,
+		Offline:    r.cp.Offline,
+		OfflineIDs: r.cp.OfflineIDs,
+		StartedAt:  r.cp.StartedAt,
+		EndedAt:    r.endedAt,
+		Runs:       r.cp.Runs,
 	}
 	if !r.windowOpen {
 		rep.NextWindow = r.nextWindow

@@ -142,6 +142,16 @@ func (r *rollout) record(phase int, deviceID string, result DeviceResult, err er
 	if err != nil && !temporal.IsCanceledError(err) && len(r.cp.Failures) < MaxListedFailures {
 		r.cp.Failures = append(r.cp.Failures, DeviceFailure{DeviceID: deviceID, Reason: reasonOf(err)})
 	}
+	if result.WaitedOffline || errorTypeOf(err) == ErrDeviceOffline || errorTypeOf(err) == ErrDeviceUnreachable {
+		r.cp.Offline++
+		if len(r.cp.OfflineIDs) < MaxListedFailures {
+			outcome := result.Outcome
+			if err != nil {
+				outcome = OutcomeFailed
+			}
+			r.cp.OfflineIDs = append(r.cp.OfflineIDs, OfflineDevice{DeviceID: deviceID, Outcome: outcome})
+		}
+	}
 	r.checkAbort()
 }
 
@@ -169,6 +179,15 @@ func deviceChildOptions(spec Spec, deviceID string) workflow.ChildWorkflowOption
 			FirmwareVersionAttr.ValueSet(spec.Firmware.Version),
 		),
 	}
+}
+
+// errorTypeOf is the application error type in a child's error chain.
+func errorTypeOf(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
 }
 
 // reasonOf digs the operator-facing reason out of a child or activity

@@ -46,13 +46,22 @@ func (s Selector) Matches(d InventoryDevice) bool {
 	if s.VersionAtLeast != "" && !(IsSemver(d.FirmwareVersion) && CompareVersions(d.FirmwareVersion, s.VersionAtLeast) >= 0) {
 		return false
 	}
-	if s.Location != "" {
-		if ok, _ := path.Match(strings.ToLower(s.Location), strings.ToLower(d.Location)); !ok {
-			return false
-		}
+	if s.Location != "" && !matchLocation(s.Location, d.Location) {
+		return false
 	}
 	return true
 }
+
+// matchLocation matches a location against a glob, ignoring case.
+// path.Match's '*' and '?' do not match '/', which means nothing in a
+// location ("*, JFK" must match "Terminal 2/Gate B, JFK"), so the slashes
+// of both are swapped for a Unicode noncharacter, never in a location.
+func matchLocation(pattern, location string) bool {
+	ok, _ := path.Match(hideSlashes.Replace(strings.ToLower(pattern)), hideSlashes.Replace(strings.ToLower(location)))
+	return ok
+}
+
+var hideSlashes = strings.NewReplacer("/", "\uFDD0")
 
 // IsSemver reports whether v is a semantic version, with or without the
 // leading "v" ("2.4.0", "v2.4.0-rc.1").

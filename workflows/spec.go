@@ -50,6 +50,7 @@ type Selector struct {
 // DevicePolicy bounds the work on one device.
 type DevicePolicy struct {
 	PushTimeout      string    `json:"pushTimeout,omitempty"`
+	WaitOnline       string    `json:"waitOnline,omitempty"` // how long an unreachable device may take to come back
 	VerifyTimeout    string    `json:"verifyTimeout,omitempty"`
 	HeartbeatTimeout string    `json:"heartbeatTimeout,omitempty"`
 	Retry            RetrySpec `json:"retry,omitzero"`
@@ -85,6 +86,7 @@ const (
 // DeviceTiming is DevicePolicy with defaults applied and durations parsed.
 type DeviceTiming struct {
 	PushTimeout        time.Duration
+	WaitOnline         time.Duration // 0: an unreachable device fails at once
 	VerifyTimeout      time.Duration
 	HeartbeatTimeout   time.Duration
 	InitialInterval    time.Duration
@@ -114,6 +116,7 @@ func (s Spec) HistoryBudget() int {
 func (p DevicePolicy) Timing() DeviceTiming {
 	t := DeviceTiming{
 		PushTimeout:        durationOr(p.PushTimeout, DefaultPushTimeout),
+		WaitOnline:         durationOr(p.WaitOnline, 0),
 		VerifyTimeout:      durationOr(p.VerifyTimeout, DefaultVerifyTimeout),
 		HeartbeatTimeout:   durationOr(p.HeartbeatTimeout, DefaultHeartbeatTimeout),
 		InitialInterval:    durationOr(p.Retry.InitialInterval, DefaultInitialInterval),

@@ -159,6 +159,7 @@ func (p DevicePolicy) validate() error {
 		field, value string
 	}{
 		{"device.pushTimeout", p.PushTimeout},
+		{"device.waitOnline", p.WaitOnline},
 		{"device.verifyTimeout", p.VerifyTimeout},
 		{"device.heartbeatTimeout", p.HeartbeatTimeout},
 		{"device.retry.initialInterval", p.Retry.InitialInterval},

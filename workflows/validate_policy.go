@@ -8,6 +8,9 @@ import (
 // MaxPhases bounds the phases of a rollout, and so the report's size.
 const MaxPhases = 20
 
+// MinPerMinute is the slowest rate.perMinute: one device a day.
+const MinPerMinute = 1.0 / (24 * 60)
+
 func (s Spec) validatePolicies() error {
 	if err := validatePhases(s.Phases); err != nil {
 		return err
@@ -107,6 +110,11 @@ func (w Window) validate() error {
 func (r Rate) validate() error {
 	if r.PerMinute <= 0 {
 		return fieldErr("rate.perMinute", "must be positive, got %g", r.PerMinute)
+	}
+	if r.PerMinute < MinPerMinute {
+		// Far slower, time.Minute/perMinute overflows a time.Duration and
+		// the rollout would start devices with no spacing at all.
+		return fieldErr("rate.perMinute", "must be at least one device a day (%.6f), got %g", MinPerMinute, r.PerMinute)
 	}
 	if r.RampFactor != 0 && r.RampFactor < 1 {
 		return fieldErr("rate.rampFactor", "must be at least 1, got %g", r.RampFactor)
