@@ -33,7 +33,7 @@ DEV_SERVER_FLAGS := --ip 127.0.0.1 --port $(TEMPORAL_PORT) --ui-port $(UI_PORT) 
 	--search-attribute DeviceID=Keyword --search-attribute RolloutStatus=Keyword \
 	--log-level warn
 
-.PHONY: build tools lint test unit e2e dev demo clean histories bench bench-push
+.PHONY: build tools lint test unit fuzz-short fuzz e2e dev demo clean histories bench bench-push
 
 build: $(GO_BINARIES)
 
@@ -61,12 +61,33 @@ lint: $(BIN)/staticcheck $(BIN)/workflowcheck
 	$(BIN)/staticcheck ./...
 	$(BIN)/workflowcheck ./...
 
-# make test: lint, unit and replay tests, then the end-to-end suite against
-# a real dev server with the binaries as subprocesses.
-test: lint unit e2e
+# make test: lint, unit and replay tests, a few seconds of each fuzz
+# target, then the end-to-end suite against a real dev server with the
+# binaries as subprocesses.
+test: lint unit fuzz-short e2e
 
 unit:
 	go test -count=1 ./...
+
+# make fuzz [FUZZTIME=60s]: each fuzz target for FUZZTIME; fuzz-short
+# (part of make test) for 3s each. go test fuzzes one target of one
+# package per run. New crashers land in the package's testdata/fuzz/:
+# commit them, they then run with the unit tests.
+FUZZTIME ?= 60s
+define fuzz-each
+	go test -run '^$$' -fuzz '^FuzzSpec$$' -fuzztime $(1) ./workflows/
+	go test -run '^$$' -fuzz '^FuzzVersions$$' -fuzztime $(1) ./workflows/
+	go test -run '^$$' -fuzz '^FuzzSelectorLocation$$' -fuzztime $(1) ./workflows/
+	go test -run '^$$' -fuzz '^FuzzLoadInventory$$' -fuzztime $(1) ./activities/
+	go test -run '^$$' -fuzz '^FuzzDeviceAnswers$$' -fuzztime $(1) ./activities/
+	go test -run '^$$' -fuzz '^FuzzDeviceRequests$$' -fuzztime $(1) ./devicemock/fleet/
+endef
+
+fuzz-short:
+	$(call fuzz-each,3s)
+
+fuzz:
+	$(call fuzz-each,$(FUZZTIME))
 
 e2e: $(BIN)/temporal
 	TEMPORAL_CLI_PATH=$(BIN)/temporal go test -count=1 -tags e2e -timeout 20m -v ./starter/ -run 'E2E'

@@ -19,8 +19,11 @@ type Activities struct {
 	// DeviceToken, when set, is sent as "Authorization: Bearer" to devices.
 	// It comes from the worker's environment and never enters a workflow.
 	DeviceToken string
-	// Temporal lets WatchDevice signal a device's presence workflow.
+	// Temporal lets WatchDevice signal a device's presence workflow, and a
+	// rollback read which devices the rolled-back rollout updated.
 	Temporal client.Client
+
+	updated updatedCache
 }
 
 // Register adds the activities to a worker under their product names.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -38,7 +40,11 @@ func answerError(ctx context.Context, step string, resp *http.Response) error {
 	case code == http.StatusUnprocessableEntity:
 		return permanent(workflows.ErrChecksumMismatch, what+" (image refused)")
 	case code >= 300 && code < 400:
-		return permanent(workflows.ErrBadDeviceAnswer, what+" redirecting to "+resp.Header.Get("Location")+" (redirects are not followed)")
+		where := "without a Location"
+		if loc := excerpt(resp.Header.Get("Location")); loc != "" {
+			where = "to " + loc
+		}
+		return permanent(workflows.ErrBadDeviceAnswer, what+" redirecting "+where+" (redirects are not followed)")
 	default:
 		return permanent(workflows.ErrDeviceRefused, what)
 	}
@@ -47,14 +53,42 @@ func answerError(ctx context.Context, step string, resp *http.Response) error {
 // answerDetail is a short, single-line excerpt of the answer's body.
 func answerDetail(resp *http.Response) string {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	text := strings.Join(strings.Fields(string(body)), " ")
-	if text == "" {
-		return ""
+	if text := excerpt(string(body)); text != "" {
+		return ": " + text
 	}
-	if len(text) > 200 {
-		text = text[:200] + "..."
+	return ""
+}
+
+// Bounds of what a device's answer can put in a failure message.
+const (
+	maxExcerptBytes = 200 // of one thing it said (its body, a Location)
+	maxReasonBytes  = 640 // of the whole message
+)
+
+// excerpt is what a device said, made fit for a failure message.
+func excerpt(s string) string { return oneLineUTF8(s, maxExcerptBytes) }
+
+// oneLineUTF8 makes s one line of printable UTF-8 of at most limit bytes
+// (plus "..." when cut). Failure messages go into workflow histories as
+// protobuf strings, which must be UTF-8, and into operators' terminals,
+// where a device's control characters have no business.
+func oneLineUTF8(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= limit {
+		return s
 	}
-	return ": " + text
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // retryAfter parses Retry-After in seconds or as an HTTP date.
@@ -63,13 +97,18 @@ func retryAfter(v string) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
+		// Compared in seconds: a huge count overflows time.Duration.
+		return time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(at))
+		return min(maxRetryAfter, max(0, time.Until(at)))
 	}
 	return 0
 }
+
+// maxRetryAfter caps a device's Retry-After, so that no answer parks its
+// update for longer (the retry policy's attempts still bound the retries).
+const maxRetryAfter = time.Hour
 
 // transient is retried by the activity's retry policy. The message names
 // the attempt so the final failure says how hard we tried.
@@ -78,14 +117,14 @@ func transient(ctx context.Context, what string, delay time.Duration) error {
 }
 
 func transientOfType(ctx context.Context, errType, what string, delay time.Duration) error {
-	msg := fmt.Sprintf("%s (attempt %d)", what, activity.GetInfo(ctx).Attempt)
+	msg := fmt.Sprintf("%s (attempt %d)", oneLineUTF8(what, maxReasonBytes), activity.GetInfo(ctx).Attempt)
 	return temporal.NewApplicationErrorWithOptions(msg, errType, temporal.ApplicationErrorOptions{
 		NextRetryDelay: delay,
 	})
 }
 
 func permanent(errType, what string) error {
-	return temporal.NewNonRetryableApplicationError(what, errType, nil)
+	return temporal.NewNonRetryableApplicationError(oneLineUTF8(what, maxReasonBytes), errType, nil)
 }
 
 // networkError is a transient failure to talk to the device at all,

@@ -46,6 +46,7 @@ const (
 type progress struct {
 	PreviousVersion string `json:"previousVersion,omitempty"`
 	Uploading       bool   `json:"uploading"`
+	ConfirmedOffset int64  `json:"confirmedOffset,omitempty"`
 	BytesSent       int64  `json:"bytesSent"`
 }
 
@@ -464,7 +465,9 @@ type fakeDevice struct {
 	version        string
 	versionFn      func(w http.ResponseWriter, r *http.Request)
 	updateFn       func(w http.ResponseWriter, r *http.Request, body *countingBody)
+	headFn         func(w http.ResponseWriter, r *http.Request) // HEAD /update; 404 when nil
 	versionHeaders []http.Header
+	headHeaders    []http.Header
 	uploads        []upload
 	other          atomic.Int64 // requests to any other path
 }
@@ -534,6 +537,17 @@ func newFakeDevice(t *testing.T, configure func(*fakeDevice)) *fakeDevice {
 		d.uploads = append(d.uploads, rec)
 		d.mu.Unlock()
 	})
+	mux.HandleFunc("HEAD /devices/fake/update", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		d.headHeaders = append(d.headHeaders, r.Header.Clone())
+		d.mu.Unlock()
+		if d.headFn == nil {
+			d.other.Add(1)
+			http.NotFound(w, r)
+			return
+		}
+		d.headFn(w, r)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.other.Add(1)
 		http.NotFound(w, r)
@@ -549,6 +563,12 @@ func (d *fakeDevice) recorded() []upload {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]upload(nil), d.uploads...)
+}
+
+func (d *fakeDevice) offsetProbes() []http.Header {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]http.Header(nil), d.headHeaders...)
 }
 
 func (d *fakeDevice) probes() []http.Header {

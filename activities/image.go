@@ -78,12 +78,15 @@ var errImageMismatch = errors.New("firmware image does not match the spec")
 
 // digestReader streams the image, hashing and counting as it goes. When
 // the size is known it checks the digest before handing over the last
-// chunk, so a wrong image never reaches a device whole.
+// chunk, so a wrong image never reaches a device whole. For a resumed
+// upload it is primed with the prefix the device already holds: hashed,
+// so the digest still covers the whole image, but not sent.
 type digestReader struct {
 	src    io.Reader
 	hash   hash.Hash
 	want   string
 	size   int64
+	primed atomic.Int64 // bytes of the prefix hashed but not sent
 	sent   atomic.Int64
 	done   atomic.Bool  // the whole image was read and matched the spec
 	failed atomic.Value // string: why the image was refused
@@ -94,13 +97,40 @@ func newDigestReader(src io.Reader, wantHex string, size int64) *digestReader {
 	return &digestReader{src: src, hash: sha256.New(), want: strings.ToLower(wantHex), size: size}
 }
 
+// prime hashes the first n bytes of the image without sending them. It
+// must come before the first Read.
+func (r *digestReader) prime(n int64) error {
+	if _, err := io.CopyN(prefixHasher{r}, r.src, n); err != nil {
+		if err == io.EOF {
+			return r.refuse(fmt.Sprintf("firmware image ended after %d of its %d bytes", r.primed.Load(), r.size))
+		}
+		r.broken.Store(err.Error())
+		return err
+	}
+	return nil
+}
+
+// prefixHasher takes the primed prefix into the hash, counting it as it
+// goes so that a long priming shows progress, not a stall.
+type prefixHasher struct{ r *digestReader }
+
+func (p prefixHasher) Write(b []byte) (int, error) {
+	p.r.hash.Write(b)
+	p.r.primed.Add(int64(len(b)))
+	return len(b), nil
+}
+
+// consumed is how much of the image has been read, primed or sent.
+func (r *digestReader) consumed() int64 { return r.primed.Load() + r.sent.Load() }
+
 func (r *digestReader) Read(p []byte) (int, error) {
 	n, err := r.src.Read(p)
 	if err != nil && err != io.EOF {
 		r.broken.Store(err.Error())
 	}
 	r.hash.Write(p[:n])
-	total := r.sent.Load() + int64(n)
+	sent := r.sent.Load() + int64(n)
+	total := r.primed.Load() + sent
 	if r.size >= 0 && total > r.size {
 		return 0, r.refuse(fmt.Sprintf("firmware image is longer than its %d bytes", r.size))
 	}
@@ -119,7 +149,7 @@ func (r *digestReader) Read(p []byte) (int, error) {
 			return 0, r.refuse(fmt.Sprintf("firmware image has sha256 %s, the spec says %s", got, r.want))
 		}
 	}
-	r.sent.Store(total)
+	r.sent.Store(sent)
 	if lastChunk {
 		r.done.Store(true)
 	}

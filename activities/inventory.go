@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/dovaclean/go-update-orchestrator/workflows"
@@ -32,7 +33,7 @@ func inventoryErr(format string, args ...any) error {
 // before the cursor were handled already, so later changes to them (a
 // new firmware_version, for one) cannot shift what is left to do.
 func (a *Activities) ListTargets(ctx context.Context, req workflows.ListTargetsRequest) (workflows.TargetPage, error) {
-	devices, err := LoadInventory(ctx, a.Client, req.Inventory)
+	devices, err := a.candidates(ctx, req)
 	if err != nil {
 		var inv *InventoryError
 		if errors.As(err, &inv) {
@@ -87,14 +88,23 @@ func LoadInventory(ctx context.Context, client *http.Client, src string) ([]work
 			return nil, inventoryErr("inventory %s: device #%d has no id", src, i+1)
 		}
 		if seen[d.ID] {
-			return nil, inventoryErr("inventory %s: device id %s appears twice", src, d.ID)
+			return nil, inventoryErr("inventory %s: device id %s appears twice", src, oneLine(d.ID))
 		}
 		seen[d.ID] = true
 		if u, err := url.Parse(d.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, inventoryErr("inventory %s: device %s: address %q is not an http(s) URL", src, d.ID, d.Address)
+			return nil, inventoryErr("inventory %s: device %s: address %q is not an http(s) URL", src, oneLine(d.ID), d.Address)
 		}
 	}
 	return devices, nil
+}
+
+// oneLine is s as it is when it prints as one plain line, else quoted: a
+// device id from the inventory may hold anything JSON can.
+func oneLine(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }
 
 func openInventory(ctx context.Context, client *http.Client, src string) (io.ReadCloser, error) {

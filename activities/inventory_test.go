@@ -360,5 +360,5 @@ func TestRegisterUsesProductNames(t *testing.T) {
 	var suite testsuite.WorkflowTestSuite
 	acts := &activities.Activities{Client: activities.NewHTTPClient(nil)}
 	acts.Register(envRegistry{env: suite.NewTestActivityEnvironment(), names: &names})
-	require.ElementsMatch(t, []string{"ListTargets", "PushFirmware", "VerifyVersion"}, names)
+	require.ElementsMatch(t, []string{"ListTargets", "PushFirmware", "VerifyVersion", "WatchDevice"}, names)
 }

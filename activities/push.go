@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -15,11 +16,16 @@ import (
 )
 
 // pushProgress is the push's heartbeat: enough for the next attempt to
-// know what the device ran before this rollout touched it. No secrets.
+// know what the device ran before this rollout touched it, and where the
+// upload stood. No secrets.
 type pushProgress struct {
 	PreviousVersion string `json:"previousVersion,omitempty"`
 	Uploading       bool   `json:"uploading"`
-	BytesSent       int64  `json:"bytesSent"`
+	// ConfirmedOffset is where this attempt's upload began: the bytes the
+	// device confirmed holding (HEAD /update) when it resumed, else 0.
+	ConfirmedOffset int64 `json:"confirmedOffset,omitempty"`
+	// BytesSent counts the bytes this attempt sent, after ConfirmedOffset.
+	BytesSent int64 `json:"bytesSent"`
 }
 
 // PushFirmware asks the device its version, and unless it already runs
@@ -27,7 +33,7 @@ type pushProgress struct {
 // never held in memory; its SHA-256 is checked on the way. A device that
 // runs the target version on a retry got it from an earlier attempt whose
 // answer was lost (a crashed worker, a dropped connection): it is not
-// flashed again.
+// flashed again. A retry resumes an upload the device holds part of.
 func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
 	logger := activity.GetLogger(ctx)
 	var earlier pushProgress
@@ -55,57 +61,72 @@ func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest
 		return workflows.PushResult{}, transient(ctx, "probe: device is busy (state "+current.State+")", 0)
 	}
 
+	var offset int64
+	if isRetry(ctx, earlier) {
+		offset = a.deviceOffset(ctx, req)
+		logger.Info("asked the device how much of the image it holds", "DeviceID", req.DeviceID, "Offset", offset,
+			"HeartbeatSaid", earlier.ConfirmedOffset+earlier.BytesSent)
+	}
+	return a.uploadFrom(ctx, req, previous, offset)
+}
+
+// upload streams the image to the device from offset, which the device
+// confirmed holding (0 for the whole image). An offset the image cannot
+// resume from (unknown size, or not short of its end) uploads it whole.
+func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, previous string, offset int64) (workflows.PushResult, error) {
+	logger := activity.GetLogger(ctx)
 	image, size, err := a.openImage(ctx, req.Firmware)
 	if err != nil {
 		return workflows.PushResult{}, err
 	}
 	defer func() { _ = image.Close() }()
+	if offset >= size {
+		offset = 0
+	}
 
 	// Recorded before the first byte moves, so that a retry after a lost
 	// answer knows this rollout may have installed the image.
-	activity.RecordHeartbeat(ctx, pushProgress{PreviousVersion: previous, Uploading: true})
+	progress := pushProgress{PreviousVersion: previous, Uploading: true, ConfirmedOffset: offset}
+	activity.RecordHeartbeat(ctx, progress)
 	body := newDigestReader(image, req.Firmware.SHA256, size)
 	uploadCtx, cancelUpload := context.WithCancelCause(ctx)
 	defer cancelUpload(nil)
 	answered := make(chan struct{})
-	go heartbeatUpload(uploadCtx, cancelUpload, body, previous, answered)
+	go heartbeatUpload(uploadCtx, cancelUpload, body, progress, answered)
+	if offset > 0 {
+		if err := primeWithHeldPrefix(uploadCtx, image, body, offset); err != nil {
+			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
+		}
+	}
 
 	httpReq, err := http.NewRequestWithContext(uploadCtx, http.MethodPost, req.Address+"/update", io.NopCloser(body))
 	if err != nil {
 		return workflows.PushResult{}, permanent(workflows.ErrBadDeviceAnswer, "push: bad device address: "+err.Error())
 	}
-	httpReq.ContentLength = size
+	httpReq.ContentLength = size - offset
 	if size == 0 {
 		httpReq.Body = http.NoBody
 	}
 	httpReq.Header.Set("Content-Type", "application/octet-stream")
-	httpReq.Header.Set("X-Firmware-Version", req.Firmware.Version)
-	httpReq.Header.Set("X-Firmware-SHA256", req.Firmware.SHA256)
-	httpReq.Header.Set("X-Rollout-ID", req.RolloutID)
-	httpReq.Header.Set("X-Device-ID", req.DeviceID)
-	a.authorize(httpReq)
+	a.setImageHeaders(httpReq, req)
+	if offset > 0 {
+		httpReq.Header.Set(uploadOffsetHeader, strconv.FormatInt(offset, 10))
+	}
 
 	resp, err := a.Client.Do(httpReq)
 	close(answered)
-	if why := body.refused(); why != "" {
+	if err != nil || body.refused() != "" {
 		if resp != nil {
 			drainAndClose(resp.Body)
 		}
-		return workflows.PushResult{}, permanent(workflows.ErrChecksumMismatch, "push: "+why)
-	}
-	if err != nil {
-		if why := body.sourceFailed(); why != "" && ctx.Err() == nil {
-			// The image broke off, not the device: say so in the reason.
-			return workflows.PushResult{}, transient(ctx, "push: reading the firmware image failed: "+why, 0)
-		}
-		return workflows.PushResult{}, networkError(uploadCtx, "push", err)
+		return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
 	}
 	defer drainAndClose(resp.Body)
 
 	result := workflows.PushResult{PreviousVersion: previous, BytesSent: body.sent.Load()}
 	switch resp.StatusCode {
 	case http.StatusAccepted:
-		logger.Info("device accepted the image", "DeviceID", req.DeviceID, "Bytes", result.BytesSent)
+		logger.Info("device accepted the image", "DeviceID", req.DeviceID, "Bytes", result.BytesSent, "ResumedAt", offset)
 		return result, nil
 	case http.StatusOK:
 		var answer struct {
@@ -119,8 +140,37 @@ func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest
 		result.AlreadyInstalled = true
 		return result, nil
 	default:
+		if offset > 0 {
+			if refusal := resumeRefused(resp); refusal != nil {
+				return workflows.PushResult{}, refusal
+			}
+		}
 		return workflows.PushResult{}, answerError(ctx, "push", resp)
 	}
+}
+
+// uploadError reports why an upload (or the priming before it) ended
+// without an answer: an image that is not the spec's, a firmware source
+// that broke off, or the device connection.
+func uploadError(ctx, uploadCtx context.Context, body *digestReader, err error) error {
+	if why := body.refused(); why != "" {
+		return permanent(workflows.ErrChecksumMismatch, "push: "+why)
+	}
+	if why := body.sourceFailed(); why != "" && uploadCtx.Err() == nil {
+		// The image broke off, not the device: say so in the reason.
+		return transient(ctx, "push: reading the firmware image failed: "+why, 0)
+	}
+	return networkError(uploadCtx, "push", err)
+}
+
+// setImageHeaders names the image and the rollout, on uploads and on
+// offset probes alike.
+func (a *Activities) setImageHeaders(httpReq *http.Request, req workflows.PushRequest) {
+	httpReq.Header.Set("X-Firmware-Version", req.Firmware.Version)
+	httpReq.Header.Set("X-Firmware-SHA256", req.Firmware.SHA256)
+	httpReq.Header.Set("X-Rollout-ID", req.RolloutID)
+	httpReq.Header.Set("X-Device-ID", req.DeviceID)
+	a.authorize(httpReq)
 }
 
 // errTransferStalled is the cause heartbeatUpload cancels a stalled
@@ -128,14 +178,15 @@ func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest
 var errTransferStalled = errors.New("transfer stalled")
 
 // heartbeatUpload reports the bytes sent while they move, and cancels the
-// upload when they stop moving for a heartbeat timeout: a stalled TCP
-// connection would otherwise hold the attempt until start-to-close. Once
-// the body is sent, it keeps heartbeating while the device checks it.
-func heartbeatUpload(ctx context.Context, cancel context.CancelCauseFunc, body *digestReader, previous string, answered <-chan struct{}) {
+// upload when the image stops moving for a heartbeat timeout: a stalled
+// TCP connection would otherwise hold the attempt until start-to-close.
+// Priming a resumed upload counts as moving. Once the body is sent, it
+// keeps heartbeating while the device checks it.
+func heartbeatUpload(ctx context.Context, cancel context.CancelCauseFunc, body *digestReader, progress pushProgress, answered <-chan struct{}) {
 	stallAfter := activity.GetInfo(ctx).HeartbeatTimeout
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastSent, lastMoved := int64(-1), time.Now()
+	lastRead, lastMoved := int64(-1), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,15 +194,16 @@ func heartbeatUpload(ctx context.Context, cancel context.CancelCauseFunc, body *
 		case <-answered:
 			return
 		case now := <-tick.C:
-			sent := body.sent.Load()
+			read := body.consumed()
 			bodyDone := body.done.Load()
-			if sent != lastSent || bodyDone {
-				lastSent, lastMoved = sent, now
-				activity.RecordHeartbeat(ctx, pushProgress{PreviousVersion: previous, Uploading: true, BytesSent: sent})
+			if read != lastRead || bodyDone {
+				lastRead, lastMoved = read, now
+				progress.BytesSent = body.sent.Load()
+				activity.RecordHeartbeat(ctx, progress)
 				continue
 			}
 			if stallAfter > 0 && now.Sub(lastMoved) >= stallAfter {
-				cancel(fmt.Errorf("%w: no bytes moved for %s after %d bytes", errTransferStalled, stallAfter, sent))
+				cancel(fmt.Errorf("%w: no bytes moved for %s after %d bytes", errTransferStalled, stallAfter, body.sent.Load()))
 				return
 			}
 		}

@@ -95,6 +95,7 @@ func flags() []cli.Flag {
 		&cli.Float64Flag{Name: "offline", Usage: "share `R` (0..1) of devices that never answer (connection closed, no reply)"},
 		&cli.Float64Flag{Name: "drop", Usage: "share `R` (0..1) of devices cutting their first upload mid-stream"},
 		&cli.Float64Flag{Name: "wrong-version", Usage: "share `R` (0..1) of devices accepting uploads but rebooting into their previous version"},
+		&cli.BoolFlag{Name: "no-resume", Usage: "devices predate resumable uploads: HEAD /update answers 405, Upload-Offset is ignored, cut uploads leave nothing"},
 	}
 }
 
@@ -159,6 +160,7 @@ func configFromFlags(c *cli.Context) (fleet.Config, error) {
 		Drop:         c.Float64("drop"),
 		WrongVersion: c.Float64("wrong-version"),
 	}
+	cfg.NoResume = c.Bool("no-resume")
 	if path := c.String("fleet"); path != "" {
 		for _, name := range []string{"devices", "version"} {
 			if c.IsSet(name) {

@@ -67,6 +67,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			controlCommand("approve", "let a phase that requires approval start"),
 			cancelCommand(),
 			checkinCommand(),
+			rollbackCommand(),
 			listCommand(),
 		},
 	}

@@ -31,6 +31,11 @@ type ListTargetsRequest struct {
 	Selector  Selector `json:"selector,omitzero"`
 	After     string   `json:"after,omitempty"`
 	Limit     int      `json:"limit"`
+	// With RollbackOf, the devices are those that rollout updated, and
+	// Expect is how many device updates it completed (visibility must
+	// show them all before the first page).
+	RollbackOf string `json:"rollbackOf,omitempty"`
+	Expect     int    `json:"expect,omitempty"`
 }
 
 // TargetPage is one page of selected devices.

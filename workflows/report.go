@@ -13,6 +13,7 @@ const (
 	StatusAwaitingApproval Status = "awaiting-approval"
 	StatusHalted           Status = "halted" // a phase gate failed: resume overrides, cancel ends
 	StatusPaused           Status = "paused"
+	StatusRollingBack      Status = "rolling-back" // aborted; the updated devices get the previous image
 	StatusCancelling       Status = "cancelling"
 
 	StatusCompleted             Status = "completed"

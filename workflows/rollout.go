@@ -62,6 +62,7 @@ const (
 	stepDevices
 	stepHalted
 	stepSoak
+	stepRollback
 	stepEnded
 )
 
@@ -258,6 +259,9 @@ func (r *rollout) end() (Report, error) {
 	switch {
 	case r.aborted:
 		r.cancelNotStarted()
+		if err := r.rollBack(); err != nil {
+			return r.report(), err
+		}
 		r.finish(StatusAborted, r.reason)
 	case r.cancelRequested:
 		r.cancelNotStarted()

@@ -129,6 +129,8 @@ func (r *rollout) status() Status {
 		return r.ended
 	case r.cancelRequested:
 		return StatusCancelling
+	case r.step == stepRollback:
+		return StatusRollingBack
 	case r.aborted:
 		return StatusAborted
 	case r.cp.Paused:

@@ -106,6 +106,9 @@ func (r *rollout) fetch() error {
 		Selector:  r.spec.Selector,
 		After:     r.cp.Cursor,
 		Limit:     r.pageSize(),
+
+		RollbackOf: r.spec.RollbackOf,
+		Expect:     r.spec.RollbackExpect,
 	}).Get(ctx, &page)
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError("reading the inventory: "+reasonOf(err), ErrInventory, nil)

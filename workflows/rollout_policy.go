@@ -52,8 +52,16 @@ func (r *rollout) checkGate(phase Phase) error {
 	if rate >= phase.MinSuccessPercent {
 		return nil
 	}
-	return r.halt(fmt.Sprintf("phase %s: %d of %d devices succeeded (%.1f%%), below its gate of %g%%",
-		phase.Name, ok, c.finished(), rate, phase.MinSuccessPercent))
+	reason := fmt.Sprintf("phase %s: %d of %d devices succeeded (%.1f%%), below its gate of %g%%",
+		phase.Name, ok, c.finished(), rate, phase.MinSuccessPercent)
+	if rb := r.spec.Rollback; rb != nil && rb.OnAbort {
+		// With a rollback to run, a failed gate aborts instead of halting.
+		r.aborted = true
+		r.reason = "aborted: " + reason
+		r.refreshStatus()
+		return nil
+	}
+	return r.halt(reason)
 }
 
 // halt waits for the operator: resume carries on, cancel ends.

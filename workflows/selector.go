@@ -63,6 +63,12 @@ func matchLocation(pattern, location string) bool {
 
 var hideSlashes = strings.NewReplacer("/", "\uFDD0")
 
+// empty: the selector selects every device.
+func (s Selector) empty() bool {
+	return len(s.IDs) == 0 && len(s.Tags) == 0 && len(s.HasTags) == 0 && len(s.Status) == 0 &&
+		s.VersionBelow == "" && s.VersionAtLeast == "" && s.Location == ""
+}
+
 // IsSemver reports whether v is a semantic version, with or without the
 // leading "v" ("2.4.0", "v2.4.0-rc.1").
 func IsSemver(v string) bool { return semver.IsValid(canonicalSemver(v)) }

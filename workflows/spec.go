@@ -24,7 +24,30 @@ type Spec struct {
 	Window  *Window `json:"window,omitempty"`
 	Rate    *Rate   `json:"rate,omitempty"`
 	StartAt string  `json:"startAt,omitempty"` // RFC 3339: nothing starts before
+
+	// Rollback brings the devices this rollout updated back to a previous
+	// image when the rollout aborts.
+	Rollback *Rollback `json:"rollback,omitempty"`
+	// RollbackOf makes this rollout a rollback: its devices are those the
+	// named rollout updated, found from their DeviceUpdate results, and
+	// Inventory and Selector are not used.
+	RollbackOf string `json:"rollbackOf,omitempty"`
+	// RollbackExpect is how many device updates of RollbackOf completed
+	// (updated or already current), so the rollback waits until Temporal's
+	// visibility shows them all.
+	RollbackExpect int `json:"rollbackExpect,omitempty"`
 }
+
+// Rollback is what to do with the devices a rollout updated when it
+// aborts (on the abort threshold, or a failed gate): push Firmware, the
+// previous image, to each, as a phase of its own.
+type Rollback struct {
+	OnAbort  bool     `json:"onAbort"`
+	Firmware Firmware `json:"firmware"`
+}
+
+// RollbackID is the rollout ID of the rollback of rollout id.
+func RollbackID(id string) string { return id + "-rollback" }
 
 // Firmware identifies the image. URL is file:// or http(s):// and must be
 // readable by the workers; SHA256 is the hex digest the image must have.

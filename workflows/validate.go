@@ -37,10 +37,14 @@ func (s Spec) Validate() error {
 	if !rolloutIDPattern.MatchString(s.ID) {
 		return fieldErr("id", "%q must be 1-128 letters, digits, '.', '_', ':' or '-' and start with a letter or digit", s.ID)
 	}
-	if err := s.Firmware.validate(); err != nil {
+	if err := s.Firmware.validate("firmware"); err != nil {
 		return err
 	}
-	if err := validateSource("inventory", s.Inventory); err != nil {
+	if s.RollbackOf == "" {
+		if err := validateSource("inventory", s.Inventory); err != nil {
+			return err
+		}
+	} else if err := s.validateRollbackOf(); err != nil {
 		return err
 	}
 	if err := s.Selector.validate(); err != nil {
@@ -58,40 +62,42 @@ func (s Spec) Validate() error {
 	return s.validatePolicies()
 }
 
-func (f Firmware) validate() error {
+// validate checks a firmware description; field names start with prefix
+// ("firmware", "rollback.firmware").
+func (f Firmware) validate(prefix string) error {
 	if f.Version == "" {
-		return fieldErr("firmware.version", "is required")
+		return fieldErr(prefix+".version", "is required")
 	}
 	if !versionPattern.MatchString(f.Version) {
-		return fieldErr("firmware.version", "%q must be 1-64 letters, digits, '.', '_', '+', '~' or '-'", f.Version)
+		return fieldErr(prefix+".version", "%q must be 1-64 letters, digits, '.', '_', '+', '~' or '-'", f.Version)
 	}
 	if f.URL == "" {
-		return fieldErr("firmware.url", "is required")
+		return fieldErr(prefix+".url", "is required")
 	}
 	u, err := url.Parse(f.URL)
 	if err != nil {
-		return fieldErr("firmware.url", "%q is not a URL: %v", f.URL, err)
+		return fieldErr(prefix+".url", "%q is not a URL: %v", f.URL, err)
 	}
 	switch u.Scheme {
 	case "file":
 		if !filepath.IsAbs(u.Path) {
-			return fieldErr("firmware.url", "%q must be an absolute file:///path", f.URL)
+			return fieldErr(prefix+".url", "%q must be an absolute file:///path", f.URL)
 		}
 	case "http", "https":
 		if u.Host == "" {
-			return fieldErr("firmware.url", "%q has no host", f.URL)
+			return fieldErr(prefix+".url", "%q has no host", f.URL)
 		}
 	default:
-		return fieldErr("firmware.url", "%q must be a file://, http:// or https:// URL", f.URL)
+		return fieldErr(prefix+".url", "%q must be a file://, http:// or https:// URL", f.URL)
 	}
 	if f.SHA256 == "" {
-		return fieldErr("firmware.sha256", "is required")
+		return fieldErr(prefix+".sha256", "is required")
 	}
 	if !sha256Pattern.MatchString(f.SHA256) {
-		return fieldErr("firmware.sha256", "must be 64 hex digits, got %d characters", len(f.SHA256))
+		return fieldErr(prefix+".sha256", "must be 64 hex digits, got %d characters", len(f.SHA256))
 	}
 	if f.Size < 0 {
-		return fieldErr("firmware.size", "must not be negative, got %d", f.Size)
+		return fieldErr(prefix+".size", "must not be negative, got %d", f.Size)
 	}
 	return nil
 }

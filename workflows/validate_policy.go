@@ -33,6 +33,14 @@ func (s Spec) validatePolicies() error {
 			return err
 		}
 	}
+	if s.Rollback != nil {
+		if err := s.Rollback.Firmware.validate("rollback.firmware"); err != nil {
+			return err
+		}
+		if s.RollbackOf != "" {
+			return fieldErr("rollback", "a rollback (rollbackOf) cannot itself have a rollback")
+		}
+	}
 	if s.StartAt != "" {
 		if _, err := time.Parse(time.RFC3339, s.StartAt); err != nil {
 			return fieldErr("startAt", "%q is not an RFC 3339 time (like 2026-12-24T02:00:00-05:00)", s.StartAt)
@@ -127,6 +135,19 @@ func (r Rate) validate() error {
 	}
 	if r.MaxPerMinute != 0 && r.MaxPerMinute < r.PerMinute {
 		return fieldErr("rate.maxPerMinute", "%g is below perMinute %g", r.MaxPerMinute, r.PerMinute)
+	}
+	return nil
+}
+
+func (s Spec) validateRollbackOf() error {
+	if !rolloutIDPattern.MatchString(s.RollbackOf) {
+		return fieldErr("rollbackOf", "%q is not a rollout ID", s.RollbackOf)
+	}
+	if s.RollbackOf == s.ID {
+		return fieldErr("rollbackOf", "a rollout cannot roll itself back")
+	}
+	if !s.Selector.empty() {
+		return fieldErr("selector", "must be empty in a rollback: its devices are those rollout %s updated", s.RollbackOf)
 	}
 	return nil
 }

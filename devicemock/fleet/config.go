@@ -18,6 +18,11 @@ type Config struct {
 	Latency   time.Duration // --latency: delay before every device request is answered
 	Bandwidth int64         // --bandwidth: bytes per second per upload, 0 = unlimited
 
+	// NoResume (--no-resume) makes every device one that predates resumable
+	// uploads: HEAD /update answers 405, Upload-Offset is ignored and an
+	// upload that ends early leaves nothing behind.
+	NoResume bool
+
 	// Shares (0..1, summing to at most 1) of devices given each fault.
 	Fail5xx, Fail4xx, Offline, Drop, WrongVersion float64
 

@@ -21,12 +21,13 @@ type device struct {
 	bytes   atomic.Int64 // upload body bytes read
 
 	mu           sync.Mutex
-	version      string    // running firmware
-	nextVersion  string    // firmware running once readyAt passes
-	readyAt      time.Time // end of the current install+reboot; zero when idle
-	installs     int64     // completed installs
-	refusals5xx  int       // 503s a fail-5xx device still owes
-	droppedFirst bool      // a drop device has already cut its one upload
+	version      string         // running firmware
+	nextVersion  string         // firmware running once readyAt passes
+	readyAt      time.Time      // end of the current install+reboot; zero when idle
+	installs     int64          // completed installs
+	refusals5xx  int            // 503s a fail-5xx device still owes
+	droppedFirst bool           // a drop device has already cut its one upload
+	partial      *partialUpload // what an upload that ended early left; nil when none
 }
 
 // settleLocked finishes an install whose reboot is over.
@@ -56,32 +57,42 @@ const (
 	refuseForbidden
 	refuseUnavailable
 	alreadyInstalled
+	conflictingOffset
 	dropMidStream
 )
 
-// admit decides, in the order the protocol fixes, how an upload of version is
-// answered; it also uses up a fail-5xx refusal or a drop device's one cut.
-func (d *device) admit(now time.Time, version string, headersOK bool) verdict {
+// admit decides, in the order the protocol fixes, how an upload is answered;
+// it also uses up a fail-5xx refusal or a drop device's one cut. With the
+// verdict comes the partial the upload continues (zero for a fresh start),
+// or, for a conflicting offset, the partial the device holds instead.
+func (d *device) admit(now time.Time, up uploadHeaders, headersOK bool) (verdict, partialUpload) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.settleLocked(now)
+	held := d.heldLocked(up.checksum, up.version)
+	from := held
+	if up.offset == 0 {
+		from = partialUpload{} // no Upload-Offset (or 0): start over
+	}
 	switch {
 	case !d.readyAt.IsZero():
-		return refuseInstalling
+		return refuseInstalling, partialUpload{}
 	case !headersOK:
-		return refuseHeaders
+		return refuseHeaders, partialUpload{}
 	case d.fault == FaultFail4xx:
-		return refuseForbidden
+		return refuseForbidden, partialUpload{}
 	case d.fault == FaultFail5xx && d.refusals5xx > 0:
 		d.refusals5xx--
-		return refuseUnavailable
-	case version == d.version:
-		return alreadyInstalled
+		return refuseUnavailable, partialUpload{}
+	case up.version == d.version:
+		return alreadyInstalled, partialUpload{}
+	case up.offset != from.offset:
+		return conflictingOffset, held
 	case d.fault == FaultDrop && !d.droppedFirst:
 		d.droppedFirst = true
-		return dropMidStream
+		return dropMidStream, from
 	}
-	return receiveBody
+	return receiveBody, from
 }
 
 // beginInstall starts installing version until now+reboot. It reports false

@@ -20,6 +20,7 @@ type Fleet struct {
 	reboot    time.Duration
 	latency   time.Duration
 	bandwidth int64
+	resumable bool // devices keep partial uploads and answer HEAD /update
 	clock     clock
 
 	devices []*device // sorted by id, the order of faults, stats and inventory
@@ -49,6 +50,7 @@ func newFleet(cfg Config, clk clock) (*Fleet, error) {
 		reboot:    cfg.Reboot,
 		latency:   cfg.Latency,
 		bandwidth: cfg.Bandwidth,
+		resumable: !cfg.NoResume,
 		clock:     clk,
 		devices:   make([]*device, len(records)),
 		byID:      make(map[string]*device, len(records)),

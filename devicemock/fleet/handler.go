@@ -11,6 +11,7 @@ import (
 func (f *Fleet) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /devices/{id}/update", f.serveUpdate)
+	mux.HandleFunc("HEAD /devices/{id}/update", f.serveUploadOffset)
 	mux.HandleFunc("GET /devices/{id}/version", f.serveVersion)
 	mux.HandleFunc("GET /devices/{id}/health", f.serveHealth)
 	mux.HandleFunc("GET /_fleet/inventory", f.serveInventory)

@@ -3,8 +3,10 @@ package fleet
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -28,55 +30,88 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
-	version := r.Header.Get("X-Firmware-Version")
-	checksum := strings.ToLower(r.Header.Get("X-Firmware-SHA256"))
-	headersOK := version != "" && isSHA256Hex(checksum)
+	up, headersOK := f.readUploadHeaders(r)
 
-	switch d.admit(f.clock.Now(), version, headersOK) {
+	verdict, from := d.admit(f.clock.Now(), up, headersOK)
+	switch verdict {
 	case refuseInstalling:
 		writeError(w, http.StatusServiceUnavailable, "installing")
 	case refuseHeaders:
-		writeError(w, http.StatusBadRequest, "X-Firmware-Version and X-Firmware-SHA256 (64 hex digits) are required")
+		writeError(w, http.StatusBadRequest, "X-Firmware-Version and X-Firmware-SHA256 (64 hex digits) are required; Upload-Offset, when sent, is a byte count")
 	case refuseForbidden:
 		writeError(w, http.StatusForbidden, "upload refused")
 	case refuseUnavailable:
 		writeError(w, http.StatusServiceUnavailable, "temporarily unavailable")
 	case alreadyInstalled:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "already-installed"})
+	case conflictingOffset:
+		w.Header().Set(uploadOffsetHeader, strconv.FormatInt(from.offset, 10))
+		writeError(w, http.StatusConflict, fmt.Sprintf("Upload-Offset %d does not match the %d bytes this device holds of that image", up.offset, from.offset))
 	case dropMidStream:
-		f.dropMidStream(w, r, d)
+		f.dropMidStream(w, r, d, up, from)
 	case receiveBody:
-		f.receive(w, r, d, version, checksum)
+		f.receive(w, r, d, up, from)
 	}
 }
 
-// receive streams the image through SHA-256 and, when it matches, starts the
-// install. An incomplete body installs nothing.
-func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, version, checksum string) {
-	hash := sha256.New()
-	if _, err := io.Copy(hash, f.body(r, d)); err != nil {
+// uploadHeaders are what a device takes from an upload's headers.
+type uploadHeaders struct {
+	version  string
+	checksum string // lower-case hex
+	offset   int64  // Upload-Offset: where in the image the body starts
+}
+
+// readUploadHeaders reports the upload's headers and whether they are
+// well-formed. A device without resumable uploads does not know
+// Upload-Offset and takes every body as a whole image.
+func (f *Fleet) readUploadHeaders(r *http.Request) (uploadHeaders, bool) {
+	up := uploadHeaders{
+		version:  r.Header.Get("X-Firmware-Version"),
+		checksum: strings.ToLower(r.Header.Get("X-Firmware-SHA256")),
+	}
+	ok := up.version != "" && isSHA256Hex(up.checksum)
+	if raw := r.Header.Get(uploadOffsetHeader); f.resumable && raw != "" {
+		offset, err := strconv.ParseInt(raw, 10, 64)
+		ok = ok && err == nil && offset >= 0
+		up.offset = max(offset, 0)
+	}
+	return up, ok
+}
+
+// receive streams the image through SHA-256, continuing the partial it
+// resumes, and when the whole image matches, starts the install. A body that
+// ends early installs nothing and is kept as a partial.
+func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) {
+	hash := from.hash()
+	n, err := io.Copy(hash, f.body(r, d))
+	if err != nil {
+		f.keepPartial(d, up, from.offset+n, hash)
 		writeError(w, http.StatusBadRequest, "incomplete upload: "+err.Error())
 		return
 	}
-	if hex.EncodeToString(hash.Sum(nil)) != checksum {
+	d.forgetPartial(up.checksum)
+	if hex.EncodeToString(hash.Sum(nil)) != up.checksum {
 		writeError(w, http.StatusUnprocessableEntity, "checksum mismatch")
 		return
 	}
-	if !d.beginInstall(f.clock.Now(), version, f.reboot) {
+	if !d.beginInstall(f.clock.Now(), up.version, f.reboot) {
 		writeError(w, http.StatusServiceUnavailable, "installing")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
 }
 
-// dropMidStream reads about half the upload, then cuts the connection.
-func (f *Fleet) dropMidStream(w http.ResponseWriter, r *http.Request, d *device) {
+// dropMidStream reads about half the upload, keeps it as a partial, then
+// cuts the connection.
+func (f *Fleet) dropMidStream(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) {
 	half := int64(dropReadUnknownLength)
 	if r.ContentLength >= 0 {
 		half = r.ContentLength / 2
 	}
+	hash := from.hash()
 	// Whatever the read returns, the device is going down.
-	_, _ = io.CopyN(io.Discard, f.body(r, d), half)
+	n, _ := io.CopyN(hash, f.body(r, d), half)
+	f.keepPartial(d, up, from.offset+n, hash)
 	hangUp(w)
 }
 
