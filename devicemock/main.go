@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		UsageText: "devicemock [--listen HOST:PORT] [--devices N] [--version V] [--inventory-out FILE]\n" +
 			"           [--fleet FILE] [--seed N] [--token T] [--reboot DUR] [--latency DUR]\n" +
 			"           [--bandwidth BYTES_PER_S] [--fail-5xx R] [--fail-4xx R] [--offline R]\n" +
-			"           [--drop R] [--wrong-version R]",
+			"           [--drop R] [--wrong-version R] [--no-resume] [--online-after DUR] [--checkin URL]",
 		HideHelpCommand: true,
 		Writer:          stdout,
 		ErrWriter:       stderr,
@@ -95,6 +95,8 @@ func flags() []cli.Flag {
 		&cli.Float64Flag{Name: "offline", Usage: "share `R` (0..1) of devices that never answer (connection closed, no reply)"},
 		&cli.Float64Flag{Name: "drop", Usage: "share `R` (0..1) of devices cutting their first upload mid-stream"},
 		&cli.Float64Flag{Name: "wrong-version", Usage: "share `R` (0..1) of devices accepting uploads but rebooting into their previous version"},
+		&cli.DurationFlag{Name: "online-after", Usage: "offline devices come back `DUR` after start (0: never)"},
+		&cli.StringFlag{Name: "checkin", Usage: "devices that come back POST `URL`/<id> (the worker's --checkin-listen endpoint + /checkin)"},
 		&cli.BoolFlag{Name: "no-resume", Usage: "devices predate resumable uploads: HEAD /update answers 405, Upload-Offset is ignored, cut uploads leave nothing"},
 	}
 }
@@ -125,6 +127,12 @@ func serve(c *cli.Context, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "devicemock: %d devices on %s (inventory %s/_fleet/inventory)\n", f.Len(), base, base)
 
+	if url := c.String("checkin"); url != "" {
+		go func() {
+			n := f.CheckInWhenOnline(c.Context, http.DefaultClient, url)
+			fmt.Fprintf(stdout, "devicemock: %d offline devices came back and checked in\n", n)
+		}()
+	}
 	srv := &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -161,6 +169,13 @@ func configFromFlags(c *cli.Context) (fleet.Config, error) {
 		WrongVersion: c.Float64("wrong-version"),
 	}
 	cfg.NoResume = c.Bool("no-resume")
+	cfg.OnlineAfter = c.Duration("online-after")
+	if c.IsSet("checkin") && cfg.OnlineAfter <= 0 {
+		return fleet.Config{}, fmt.Errorf("--checkin needs --online-after: devices check in when they come back")
+	}
+	if cfg.OnlineAfter < 0 {
+		return fleet.Config{}, fmt.Errorf("--online-after must not be negative, got %s", cfg.OnlineAfter)
+	}
 	if path := c.String("fleet"); path != "" {
 		for _, name := range []string{"devices", "version"} {
 			if c.IsSet(name) {

@@ -212,6 +212,11 @@ func (s *stack) startWorker(env ...string) *proc {
 	return startProc(s.t, env, "worker", s.connectionArgs()...)
 }
 
+// startWorkerWith starts a worker with extra flags.
+func (s *stack) startWorkerWith(flags ...string) *proc {
+	return startProc(s.t, nil, "worker", append(s.connectionArgs(), flags...)...)
+}
+
 // starter runs the starter to completion and returns its output and exit code.
 func (s *stack) starter(args ...string) (string, int) {
 	s.t.Helper()

@@ -30,6 +30,9 @@ func pushWhenOnline(ctx workflow.Context, req DeviceRequest, timing DeviceTiming
 	checkins := workflow.GetSignalChannel(ctx, CheckinSignal)
 	var deadline time.Time
 	for {
+		// A check-in after this push began is news: the device may have come
+		// back while the attempts failed.
+		began := workflow.Now(ctx)
 		var push PushResult
 		err := workflow.ExecuteActivity(pushCtx, PushFirmwareActivity, PushRequest{
 			RolloutID: req.RolloutID,
@@ -50,7 +53,7 @@ func pushWhenOnline(ctx workflow.Context, req DeviceRequest, timing DeviceTiming
 				fmt.Sprintf("device offline: unreachable, and no check-in within waitOnline %s (last error: %s)", timing.WaitOnline, reasonOf(err)),
 				ErrDeviceOffline, nil)
 		}
-		watchForCheckin(ctx, req.DeviceID, now)
+		watchForCheckin(ctx, req.DeviceID, began)
 		if err := awaitCheckin(ctx, checkins, min(deadline.Sub(now), reprobeEvery)); err != nil {
 			return push, true, err
 		}

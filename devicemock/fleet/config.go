@@ -23,6 +23,10 @@ type Config struct {
 	// upload that ends early leaves nothing behind.
 	NoResume bool
 
+	// OnlineAfter (--online-after), when set, brings offline devices back
+	// this long after the fleet starts; 0 keeps them offline.
+	OnlineAfter time.Duration
+
 	// Shares (0..1, summing to at most 1) of devices given each fault.
 	Fail5xx, Fail4xx, Offline, Drop, WrongVersion float64
 

@@ -22,6 +22,7 @@ type Fleet struct {
 	bandwidth int64
 	resumable bool // devices keep partial uploads and answer HEAD /update
 	clock     clock
+	onlineAt  time.Time // offline devices answer from then on; zero: never
 
 	devices []*device // sorted by id, the order of faults, stats and inventory
 	byID    map[string]*device
@@ -54,6 +55,9 @@ func newFleet(cfg Config, clk clock) (*Fleet, error) {
 		clock:     clk,
 		devices:   make([]*device, len(records)),
 		byID:      make(map[string]*device, len(records)),
+	}
+	if cfg.OnlineAfter > 0 {
+		f.onlineAt = clk.Now().Add(cfg.OnlineAfter)
 	}
 	for i, rec := range records {
 		d := newDevice(rec, faults[i])

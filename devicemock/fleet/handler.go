@@ -32,7 +32,7 @@ func (f *Fleet) lookup(w http.ResponseWriter, r *http.Request) *device {
 // hangs up, any other answers after the configured latency. It reports
 // whether the request should go on.
 func (f *Fleet) reach(w http.ResponseWriter, r *http.Request, d *device) bool {
-	if d.fault == FaultOffline {
+	if f.offline(d) {
 		hangUp(w)
 		return false
 	}
