@@ -45,12 +45,14 @@ type fuzzAnswer struct {
 }
 
 // fuzzDevice serves the fuzzer's answers on /devices/fake/version and
-// /update; any other request (a followed redirect) is counted, and so is
-// any request to the elsewhere host that "{elsewhere}" in a header names.
+// /update (POST, and HEAD for a retry's resume); any other request (a
+// followed redirect) is counted, and so is any request to the elsewhere
+// host that "{elsewhere}" in a header names.
 type fuzzDevice struct {
 	dev, elsewhere *httptest.Server
 	version        atomic.Pointer[fuzzAnswer]
 	update         atomic.Pointer[fuzzAnswer]
+	held           atomic.Pointer[fuzzAnswer] // HEAD /update
 	strays         atomic.Int64
 }
 
@@ -68,6 +70,9 @@ func newFuzzDevice(f *testing.F) *fuzzDevice {
 	mux.HandleFunc("POST /devices/fake/update", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		d.write(w, r, d.update.Load())
+	})
+	mux.HandleFunc("HEAD /devices/fake/update", func(w http.ResponseWriter, r *http.Request) {
+		d.write(w, r, d.held.Load())
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.strays.Add(1)
@@ -154,28 +159,47 @@ func FuzzDeviceAnswers(f *testing.F) {
 		{fuzzAnswer{101, "", nil, false}, fuzzAnswer{103, "Link: </x>", nil, false}},
 		{fuzzAnswer{999, "", nil, false}, fuzzAnswer{204, "", []byte("no body allowed"), false}},
 	} {
-		f.Add(uint16(s.v.code), s.v.head, s.v.body, s.v.raw, uint16(s.u.code), s.u.head, s.u.body, s.u.raw)
+		f.Add(uint16(s.v.code), s.v.head, s.v.body, s.v.raw, uint16(s.u.code), s.u.head, s.u.body, s.u.raw, false, uint16(0), "")
 	}
+	// Retries, which first ask the device how much of the image it holds.
+	for _, held := range []struct {
+		code uint16
+		head string
+	}{
+		{200, "Upload-Offset: 500"}, {200, "Upload-Offset: 1025"}, {200, "Upload-Offset: 1026"}, {200, "Upload-Offset: -3"},
+		{200, "Upload-Offset: 99999999999999999999"}, {200, "Upload-Offset:  7 "}, {200, ""}, {405, ""}, {302, "Location: {elsewhere}"},
+	} {
+		f.Add(uint16(200), "", idle, false, uint16(202), "", []byte(nil), false, true, held.code, held.head)
+	}
+	f.Add(uint16(200), "", idle, false, uint16(409), "Upload-Offset: 12", []byte(nil), false, true, uint16(200), "Upload-Offset: 100")
+	f.Add(uint16(200), "", idle, false, uint16(422), "", []byte(nil), false, true, uint16(200), "Upload-Offset: 100")
+	f.Add(uint16(200), "", idle, false, uint16(409), "Upload-Offset: 0", []byte(nil), false, true, uint16(200), "Upload-Offset: 1")
 
 	dev := newFuzzDevice(f)
 	fw := fuzzImage(f)
 	client := activities.NewHTTPClient(nil)
-	f.Fuzz(func(t *testing.T, vCode uint16, vHead string, vBody []byte, vRaw bool, uCode uint16, uHead string, uBody []byte, uRaw bool) {
+	f.Fuzz(func(t *testing.T, vCode uint16, vHead string, vBody []byte, vRaw bool, uCode uint16, uHead string, uBody []byte, uRaw bool,
+		retry bool, hCode uint16, hHead string) {
 		dev.version.Store(&fuzzAnswer{code: statusCode(vCode), head: vHead, body: vBody, raw: vRaw})
 		dev.update.Store(&fuzzAnswer{code: statusCode(uCode), head: uHead, body: uBody, raw: uRaw})
+		dev.held.Store(&fuzzAnswer{code: statusCode(hCode), head: hHead})
 		strays := dev.strays.Load()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		h := newHarness(t, withClient(client), withBackground(ctx))
+		opts := []envOption{withClient(client), withBackground(ctx)}
+		if retry {
+			opts = append(opts, withAttempt(2))
+		}
+		h := newHarness(t, opts...)
 
 		start := time.Now()
 		res, err := h.push(pushRequest(dev.dev.URL+"/devices/fake", fw))
 		checkDeviceOutcome(t, "PushFirmware", err)
-		if err == nil && res.BytesSent != 0 && res.BytesSent != fw.Size {
-			t.Fatalf("PushFirmware sent %d of %d bytes and succeeded", res.BytesSent, fw.Size)
+		if err == nil && (res.BytesSent < 0 || res.BytesSent > fw.Size) {
+			t.Fatalf("PushFirmware sent %d bytes of a %d-byte image", res.BytesSent, fw.Size)
 		}
 		_, err = h.verify(workflows.VerifyRequest{DeviceID: firstDevice, Address: dev.dev.URL + "/devices/fake",
-			Version: targetVersion, PreviousVersion: oldVersion, Within: time.Millisecond})
+			Version: targetVersion, PreviousVersion: oldVersion, Within: time.Nanosecond}) // one poll
 		checkDeviceOutcome(t, "VerifyVersion", err)
 		if elapsed := time.Since(start); elapsed > 5*time.Second {
 			t.Fatalf("the device's answers held the activities for %s", elapsed)

@@ -45,7 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		UsageText: "devicemock [--listen HOST:PORT] [--devices N] [--version V] [--inventory-out FILE]\n" +
 			"           [--fleet FILE] [--seed N] [--token T] [--reboot DUR] [--latency DUR]\n" +
 			"           [--bandwidth BYTES_PER_S] [--fail-5xx R] [--fail-4xx R] [--offline R]\n" +
-			"           [--drop R] [--wrong-version R] [--no-resume] [--online-after DUR] [--checkin URL]",
+			"           [--drop R] [--wrong-version R] [--fail-429 R] [--no-resume] [--online-after DUR]\n" +
+			"           [--checkin URL]",
 		HideHelpCommand: true,
 		Writer:          stdout,
 		ErrWriter:       stderr,
@@ -95,6 +96,7 @@ func flags() []cli.Flag {
 		&cli.Float64Flag{Name: "offline", Usage: "share `R` (0..1) of devices that never answer (connection closed, no reply)"},
 		&cli.Float64Flag{Name: "drop", Usage: "share `R` (0..1) of devices cutting their first upload mid-stream"},
 		&cli.Float64Flag{Name: "wrong-version", Usage: "share `R` (0..1) of devices accepting uploads but rebooting into their previous version"},
+		&cli.Float64Flag{Name: "fail-429", Usage: "share `R` (0..1) of devices that answer their first upload 429 with Retry-After: 2, then work"},
 		&cli.DurationFlag{Name: "online-after", Usage: "offline devices come back `DUR` after start (0: never)"},
 		&cli.StringFlag{Name: "checkin", Usage: "devices that come back POST `URL`/<id> (the worker's --checkin-listen endpoint + /checkin)"},
 		&cli.BoolFlag{Name: "no-resume", Usage: "devices predate resumable uploads: HEAD /update answers 405, Upload-Offset is ignored, cut uploads leave nothing"},
@@ -167,6 +169,7 @@ func configFromFlags(c *cli.Context) (fleet.Config, error) {
 		Offline:      c.Float64("offline"),
 		Drop:         c.Float64("drop"),
 		WrongVersion: c.Float64("wrong-version"),
+		Busy:         c.Float64("fail-429"),
 	}
 	cfg.NoResume = c.Bool("no-resume")
 	cfg.OnlineAfter = c.Duration("online-after")

@@ -29,6 +29,7 @@ type Config struct {
 
 	// Shares (0..1, summing to at most 1) of devices given each fault.
 	Fail5xx, Fail4xx, Offline, Drop, WrongVersion float64
+	Busy                                          float64 // --fail-429
 
 	// Inventory (--fleet), when set, is simulated instead of Devices/Version.
 	Inventory []Device
@@ -50,6 +51,7 @@ func (c Config) faultShares() []faultShare {
 		{FaultOffline, "--offline", c.Offline},
 		{FaultDrop, "--drop", c.Drop},
 		{FaultWrongVersion, "--wrong-version", c.WrongVersion},
+		{FaultBusy, "--fail-429", c.Busy}, // last: adding it moves no other fault
 	}
 }
 

@@ -26,6 +26,7 @@ type device struct {
 	readyAt      time.Time      // end of the current install+reboot; zero when idle
 	installs     int64          // completed installs
 	refusals5xx  int            // 503s a fail-5xx device still owes
+	wasBusy      bool           // a fail-429 device has answered its one 429
 	droppedFirst bool           // a drop device has already cut its one upload
 	partial      *partialUpload // what an upload that ended early left; nil when none
 }
@@ -56,6 +57,7 @@ const (
 	refuseHeaders
 	refuseForbidden
 	refuseUnavailable
+	refuseBusy
 	alreadyInstalled
 	conflictingOffset
 	dropMidStream
@@ -84,6 +86,9 @@ func (d *device) admit(now time.Time, up uploadHeaders, headersOK bool) (verdict
 	case d.fault == FaultFail5xx && d.refusals5xx > 0:
 		d.refusals5xx--
 		return refuseUnavailable, partialUpload{}
+	case d.fault == FaultBusy && !d.wasBusy:
+		d.wasBusy = true
+		return refuseBusy, partialUpload{}
 	case up.version == d.version:
 		return alreadyInstalled, partialUpload{}
 	case up.offset != from.offset:

@@ -15,7 +15,11 @@ const (
 	FaultOffline      Fault = "offline"       // never answers
 	FaultDrop         Fault = "drop"          // cuts its first upload mid-stream
 	FaultWrongVersion Fault = "wrong-version" // reboots into its previous version
+	FaultBusy         Fault = "fail-429"      // answers its first upload 429 with Retry-After
 )
+
+// busyRetryAfter is the Retry-After a fail-429 device asks for, in seconds.
+const busyRetryAfter = 2
 
 // fail5xxRefusals is how many uploads a fail-5xx device refuses before working.
 const fail5xxRefusals = 2

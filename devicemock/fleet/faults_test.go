@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
 	"testing"
@@ -159,5 +160,30 @@ func TestFaultSharesNeverOvershootTheFleet(t *testing.T) {
 	}
 	if n4, n5 := len(devicesWith(f, FaultFail4xx)), len(devicesWith(f, FaultFail5xx)); n4 != 2 || n5 != 1 {
 		t.Errorf("fail-4xx %d, fail-5xx %d devices, want 2 and 1", n4, n5)
+	}
+}
+
+func TestFail429AsksToWaitOnceThenWorks(t *testing.T) {
+	f, id := faultyFleet(t, 1, func(c *Config) { c.Busy = 1 })
+	srv := serve(t, f)
+	img := image(4 << 10)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/devices/"+id+"/update", bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Firmware-Version", "2.0.0")
+	req.Header.Set("X-Firmware-SHA256", checksum(img))
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
+		t.Fatalf("first upload: %d with Retry-After %q, want 429 with 2", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	u := upload{device: id, version: "2.0.0", body: img}
+	wantCode(t, "second upload", u.mustSend(t, srv), http.StatusAccepted)
+	if got := deviceStats(t, f, id); got.Fault != FaultBusy || got.Uploads != 2 {
+		t.Errorf("stats = %+v, want fail-429 and 2 uploads", got)
 	}
 }

@@ -326,7 +326,7 @@ func newFuzzTracker(fl *Fleet) *fuzzTracker {
 
 // Codes each route may answer; 0 is a cut connection.
 var fuzzCodes = map[string][]int{
-	"POST /devices/{id}/update": {0, 200, 202, 400, 401, 403, 404, 409, 422, 503},
+	"POST /devices/{id}/update": {0, 200, 202, 400, 401, 403, 404, 409, 422, 429, 503}, // 429: fail-429 devices
 	"HEAD /devices/{id}/update": {0, 200, 400, 401, 404, 405},
 	"GET /devices/{id}/version": {0, 200, 404, 503},
 	"GET /devices/{id}/health":  {0, 200, 404, 503},

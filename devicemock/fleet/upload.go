@@ -42,6 +42,9 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "upload refused")
 	case refuseUnavailable:
 		writeError(w, http.StatusServiceUnavailable, "temporarily unavailable")
+	case refuseBusy:
+		w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
+		writeError(w, http.StatusTooManyRequests, "busy, try again later")
 	case alreadyInstalled:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "already-installed"})
 	case conflictingOffset:
