@@ -33,7 +33,7 @@ DEV_SERVER_FLAGS := --ip 127.0.0.1 --port $(TEMPORAL_PORT) --ui-port $(UI_PORT) 
 	--search-attribute DeviceID=Keyword --search-attribute RolloutStatus=Keyword \
 	--log-level warn
 
-.PHONY: build tools lint test unit fuzz-short fuzz e2e dev demo clean histories bench bench-push
+.PHONY: build tools lint test unit fuzz-short fuzz e2e dev demo demo-keys clean histories bench bench-push
 
 build: $(GO_BINARIES)
 
@@ -120,6 +120,18 @@ demo: build $(BIN)/temporal
 		--inventory http://$(DEVICEMOCK_ADDR)/_fleet/inventory \
 		--firmware $(DEV_DIR)/firmware-$(DEMO_VERSION).bin --version $(DEMO_VERSION) --wait
 	echo "devicemock $$(curl -s http://$(DEVICEMOCK_ADDR)/_fleet/stats | grep -o '"totals":{[^}]*}')"
+
+# make demo-keys: a firmware signing key pair in .dev/keys (made once,
+# kept) and a freshly signed demo image with its signature, for trying
+# signed rollouts (README, "Signed firmware").
+DEMO_KEY := $(DEV_DIR)/keys/firmware-signing.key
+DEMO_SIGNED := $(DEV_DIR)/firmware-$(DEMO_VERSION)-signed
+demo-keys: $(BIN)/starter
+	@mkdir -p $(DEV_DIR)
+	[ -f $(DEMO_KEY) ] || $(BIN)/starter keygen --out $(DEV_DIR)/keys
+	head -c 4194304 /dev/urandom > $(DEMO_SIGNED).bin
+	$(BIN)/starter sign --key $(DEMO_KEY) --version $(DEMO_VERSION) $(DEMO_SIGNED).bin > $(DEMO_SIGNED).sig
+	echo "image $(DEMO_SIGNED).bin (version $(DEMO_VERSION)), signature $(DEMO_SIGNED).sig, public key $(DEV_DIR)/keys/firmware-signing.pub"
 
 clean:
 	rm -rf $(BIN)/worker $(BIN)/starter $(BIN)/devicemock $(DEV_DIR)

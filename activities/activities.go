@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
 
@@ -19,6 +20,9 @@ type Activities struct {
 	// DeviceToken, when set, is sent as "Authorization: Bearer" to devices.
 	// It comes from the worker's environment and never enters a workflow.
 	DeviceToken string
+	// FirmwareKeys, when set, are the public keys a firmware signature
+	// must verify with; then only signed images are pushed (signature.go).
+	FirmwareKeys signing.Keys
 	// Temporal lets WatchDevice signal a device's presence workflow, and a
 	// rollback read which devices the rolled-back rollout updated.
 	Temporal client.Client

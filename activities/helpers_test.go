@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +31,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/dovaclean/go-update-orchestrator/activities"
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 	"github.com/dovaclean/go-update-orchestrator/devicemock/fleet"
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
@@ -55,6 +57,7 @@ type progress struct {
 // envOptions tune the test activity environment.
 type envOptions struct {
 	token            string
+	keys             signing.Keys
 	client           *http.Client
 	heartbeatTimeout time.Duration // what activity.GetInfo reports
 	attempt          int32         // what activity.GetInfo reports
@@ -65,11 +68,12 @@ type envOptions struct {
 
 type envOption func(*envOptions)
 
-func withToken(tok string) envOption             { return func(o *envOptions) { o.token = tok } }
-func withClient(c *http.Client) envOption        { return func(o *envOptions) { o.client = c } }
-func withAttempt(n int32) envOption              { return func(o *envOptions) { o.attempt = n } }
-func withBackground(c context.Context) envOption { return func(o *envOptions) { o.background = c } }
-func withDetails(d any) envOption                { return func(o *envOptions) { o.details = d } }
+func withToken(tok string) envOption               { return func(o *envOptions) { o.token = tok } }
+func withKeys(keys ...ed25519.PublicKey) envOption { return func(o *envOptions) { o.keys = keys } }
+func withClient(c *http.Client) envOption          { return func(o *envOptions) { o.client = c } }
+func withAttempt(n int32) envOption                { return func(o *envOptions) { o.attempt = n } }
+func withBackground(c context.Context) envOption   { return func(o *envOptions) { o.background = c } }
+func withDetails(d any) envOption                  { return func(o *envOptions) { o.details = d } }
 func withHeartbeatTimeout(d time.Duration) envOption {
 	return func(o *envOptions) { o.heartbeatTimeout = d }
 }
@@ -97,7 +101,7 @@ func newHarness(t *testing.T, opts ...envOption) *harness {
 	if client == nil {
 		client = activities.NewHTTPClient(nil)
 	}
-	acts := &activities.Activities{Client: client, DeviceToken: o.token}
+	acts := &activities.Activities{Client: client, DeviceToken: o.token, FirmwareKeys: o.keys}
 	acts.Register(envRegistry{env: env})
 	hb := &heartbeatLog{hook: o.onHeartbeat}
 	wo := worker.Options{

@@ -76,9 +76,10 @@ func (a *Activities) openImage(ctx context.Context, fw workflows.Firmware) (io.R
 // names; the upload is aborted before the device receives its last byte.
 var errImageMismatch = errors.New("firmware image does not match the spec")
 
-// digestReader streams the image, hashing and counting as it goes. When
-// the size is known it checks the digest before handing over the last
-// chunk, so a wrong image never reaches a device whole. For a resumed
+// digestReader streams the image, hashing and counting as it goes. It
+// checks the digest, and the signature of a signed push, before handing
+// over the last chunk (when the size is known; else before the end of the
+// body), so a wrong image never reaches a device whole. For a resumed
 // upload it is primed with the prefix the device already holds: hashed,
 // so the digest still covers the whole image, but not sent.
 type digestReader struct {
@@ -86,11 +87,19 @@ type digestReader struct {
 	hash   hash.Hash
 	want   string
 	size   int64
-	primed atomic.Int64 // bytes of the prefix hashed but not sent
+	signed *signatureCheck // nil for an unsigned push
+	primed atomic.Int64    // bytes of the prefix hashed but not sent
 	sent   atomic.Int64
-	done   atomic.Bool  // the whole image was read and matched the spec
-	failed atomic.Value // string: why the image was refused
-	broken atomic.Value // string: why reading the image failed
+	done   atomic.Bool                  // the whole image was read and matched the spec
+	failed atomic.Pointer[imageRefusal] // why the image was refused
+	broken atomic.Value                 // string: why reading the image failed
+}
+
+// imageRefusal is why the image was refused, and the error type that
+// reports it.
+type imageRefusal struct {
+	errType string
+	why     string
 }
 
 func newDigestReader(src io.Reader, wantHex string, size int64) *digestReader {
@@ -145,7 +154,13 @@ func (r *digestReader) Read(p []byte) (int, error) {
 		if r.size >= 0 && total < r.size {
 			return 0, r.refuse(fmt.Sprintf("firmware image ended after %d of its %d bytes", total, r.size))
 		}
-		if got := hex.EncodeToString(r.hash.Sum(nil)); got != r.want {
+		got := hex.EncodeToString(r.hash.Sum(nil))
+		// The signature first: an image that is not the signed one is worse
+		// news than a typo in the spec's digest.
+		if why := r.signed.refusal(got); why != "" {
+			return 0, r.refuseAs(workflows.ErrSignatureInvalid, why)
+		}
+		if got != r.want {
 			return 0, r.refuse(fmt.Sprintf("firmware image has sha256 %s, the spec says %s", got, r.want))
 		}
 	}
@@ -160,15 +175,16 @@ func (r *digestReader) Read(p []byte) (int, error) {
 }
 
 func (r *digestReader) refuse(why string) error {
-	r.failed.Store(why)
+	return r.refuseAs(workflows.ErrChecksumMismatch, why)
+}
+
+func (r *digestReader) refuseAs(errType, why string) error {
+	r.failed.Store(&imageRefusal{errType: errType, why: why})
 	return fmt.Errorf("%w: %s", errImageMismatch, why)
 }
 
-// refused says why the image was refused, or "" when it was not.
-func (r *digestReader) refused() string {
-	why, _ := r.failed.Load().(string)
-	return why
-}
+// refused says why the image was refused, or nil when it was not.
+func (r *digestReader) refused() *imageRefusal { return r.failed.Load() }
 
 // sourceFailed says why reading the image itself failed (a firmware
 // server that went away mid-stream, an unreadable file), or "".

@@ -36,6 +36,10 @@ type pushProgress struct {
 // flashed again. A retry resumes an upload the device holds part of.
 func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
 	logger := activity.GetLogger(ctx)
+	signed, err := a.signatureCheck(req.Firmware)
+	if err != nil {
+		return workflows.PushResult{}, err
+	}
 	var earlier pushProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &earlier)
@@ -67,13 +71,15 @@ func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest
 		logger.Info("asked the device how much of the image it holds", "DeviceID", req.DeviceID, "Offset", offset,
 			"HeartbeatSaid", earlier.ConfirmedOffset+earlier.BytesSent)
 	}
-	return a.uploadFrom(ctx, req, previous, offset)
+	return a.uploadFrom(ctx, req, signed, previous, offset)
 }
 
 // upload streams the image to the device from offset, which the device
 // confirmed holding (0 for the whole image). An offset the image cannot
 // resume from (unknown size, or not short of its end) uploads it whole.
-func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, previous string, offset int64) (workflows.PushResult, error) {
+// A signed push checks the signature over the whole image, held prefix
+// included.
+func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, signed *signatureCheck, previous string, offset int64) (workflows.PushResult, error) {
 	logger := activity.GetLogger(ctx)
 	image, size, err := a.openImage(ctx, req.Firmware)
 	if err != nil {
@@ -89,6 +95,7 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 	progress := pushProgress{PreviousVersion: previous, Uploading: true, ConfirmedOffset: offset}
 	activity.RecordHeartbeat(ctx, progress)
 	body := newDigestReader(image, req.Firmware.SHA256, size)
+	body.signed = signed
 	uploadCtx, cancelUpload := context.WithCancelCause(ctx)
 	defer cancelUpload(nil)
 	answered := make(chan struct{})
@@ -115,7 +122,7 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 
 	resp, err := a.Client.Do(httpReq)
 	close(answered)
-	if err != nil || body.refused() != "" {
+	if err != nil || body.refused() != nil {
 		if resp != nil {
 			drainAndClose(resp.Body)
 		}
@@ -153,8 +160,8 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 // without an answer: an image that is not the spec's, a firmware source
 // that broke off, or the device connection.
 func uploadError(ctx, uploadCtx context.Context, body *digestReader, err error) error {
-	if why := body.refused(); why != "" {
-		return permanent(workflows.ErrChecksumMismatch, "push: "+why)
+	if refusal := body.refused(); refusal != nil {
+		return permanent(refusal.errType, "push: "+refusal.why)
 	}
 	if why := body.sourceFailed(); why != "" && uploadCtx.Err() == nil {
 		// The image broke off, not the device: say so in the reason.
@@ -170,6 +177,9 @@ func (a *Activities) setImageHeaders(httpReq *http.Request, req workflows.PushRe
 	httpReq.Header.Set("X-Firmware-SHA256", req.Firmware.SHA256)
 	httpReq.Header.Set("X-Rollout-ID", req.RolloutID)
 	httpReq.Header.Set("X-Device-ID", req.DeviceID)
+	if req.Firmware.Signature != "" {
+		httpReq.Header.Set(signatureHeader, req.Firmware.Signature)
+	}
 	a.authorize(httpReq)
 }
 

@@ -101,9 +101,9 @@ func resumeRefused(resp *http.Response) error {
 // uploadFrom uploads the image from offset. When the device refuses a
 // resumed upload, it tries once more from the offset a 409 names, then
 // sends the whole image, whose answer is final.
-func (a *Activities) uploadFrom(ctx context.Context, req workflows.PushRequest, previous string, offset int64) (workflows.PushResult, error) {
+func (a *Activities) uploadFrom(ctx context.Context, req workflows.PushRequest, signed *signatureCheck, previous string, offset int64) (workflows.PushResult, error) {
 	for refusals := 0; ; refusals++ {
-		result, err := a.upload(ctx, req, previous, offset)
+		result, err := a.upload(ctx, req, signed, previous, offset)
 		var refusal *resumeRefusal
 		if !errors.As(err, &refusal) {
 			return result, err

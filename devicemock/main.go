@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 	"github.com/dovaclean/go-update-orchestrator/devicemock/fleet"
 )
 
@@ -46,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"           [--fleet FILE] [--seed N] [--token T] [--reboot DUR] [--latency DUR]\n" +
 			"           [--bandwidth BYTES_PER_S] [--fail-5xx R] [--fail-4xx R] [--offline R]\n" +
 			"           [--drop R] [--wrong-version R] [--fail-429 R] [--no-resume] [--online-after DUR]\n" +
-			"           [--checkin URL]",
+			"           [--checkin URL] [--require-signature] [--firmware-public-key FILE ...]",
 		HideHelpCommand: true,
 		Writer:          stdout,
 		ErrWriter:       stderr,
@@ -100,6 +101,8 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "online-after", Usage: "offline devices come back `DUR` after start (0: never)"},
 		&cli.StringFlag{Name: "checkin", Usage: "devices that come back POST `URL`/<id> (the worker's --checkin-listen endpoint + /checkin)"},
 		&cli.BoolFlag{Name: "no-resume", Usage: "devices predate resumable uploads: HEAD /update answers 405, Upload-Offset is ignored, cut uploads leave nothing"},
+		&cli.BoolFlag{Name: "require-signature", Usage: "devices refuse uploads without X-Firmware-Signature with 403"},
+		&cli.StringSliceFlag{Name: "firmware-public-key", Usage: "devices verify X-Firmware-Signature over the received image with the ed25519 PEM public key `FILE` (repeatable; 422 when it does not verify; implies --require-signature)"},
 	}
 }
 
@@ -172,6 +175,14 @@ func configFromFlags(c *cli.Context) (fleet.Config, error) {
 		Busy:         c.Float64("fail-429"),
 	}
 	cfg.NoResume = c.Bool("no-resume")
+	cfg.RequireSignature = c.Bool("require-signature")
+	if paths := c.StringSlice("firmware-public-key"); len(paths) > 0 {
+		keys, err := signing.LoadPublicKeys(paths)
+		if err != nil {
+			return fleet.Config{}, fmt.Errorf("--firmware-public-key: %w", err)
+		}
+		cfg.FirmwareKeys = keys
+	}
 	cfg.OnlineAfter = c.Duration("online-after")
 	if c.IsSet("checkin") && cfg.OnlineAfter <= 0 {
 		return fleet.Config{}, fmt.Errorf("--checkin needs --online-after: devices check in when they come back")

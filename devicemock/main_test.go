@@ -38,6 +38,8 @@ func TestRunRejectsBadInput(t *testing.T) {
 		"fleet with devices":  {[]string{"--fleet", badFleet, "--devices", "3"}, "--devices cannot be combined with --fleet"},
 		"listen without port": {[]string{"--listen", "localhost"}, `--listen "localhost"`},
 		"stray argument":      {[]string{"serve"}, `unexpected argument "serve"`},
+		"missing public key":  {[]string{"--firmware-public-key", "/does/not/exist.pub"}, "--firmware-public-key: open /does/not/exist.pub: no such file or directory"},
+		"not a public key":    {[]string{"--firmware-public-key", badFleet}, "--firmware-public-key: " + badFleet + ": no PEM block"},
 	} {
 		var stdout, stderr strings.Builder
 		code := run(context.Background(), append([]string{"devicemock", "--listen", "127.0.0.1:0"}, tc.args...), &stdout, &stderr)

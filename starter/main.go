@@ -69,6 +69,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			checkinCommand(),
 			rollbackCommand(),
 			listCommand(),
+			keygenCommand(),
+			signCommand(),
 		},
 	}
 }

@@ -24,6 +24,7 @@ func rollbackCommand() *cli.Command {
 			&cli.StringFlag{Name: "firmware", Usage: "previous image `SRC` (default: the rollout spec's rollback.firmware)"},
 			&cli.StringFlag{Name: "version", Usage: "previous firmware `VERSION`"},
 			&cli.StringFlag{Name: "sha256", Usage: "previous image digest as 64 `HEX` digits (computed when omitted)"},
+			&cli.StringFlag{Name: "signature", Usage: "previous image's firmware.signature `B64`, for workers with --firmware-public-key"},
 			&cli.IntFlag{Name: "max-concurrent", Usage: "devices rolled back at once (default: the rollout's)"},
 			&cli.BoolFlag{Name: "wait", Usage: "watch the rollback until it ends"},
 		},
@@ -116,8 +117,10 @@ func endedRollout(c *cli.Context, cl client.Client, id string) (workflows.Spec, 
 func rollbackSpec(c *cli.Context, original workflows.Spec, report workflows.Report) (workflows.Spec, error) {
 	var fw workflows.Firmware
 	switch {
+	case c.IsSet("signature") && !c.IsSet("firmware"):
+		return workflows.Spec{}, errors.New("--signature goes with --firmware: it signs that image")
 	case c.IsSet("firmware"):
-		fw = workflows.Firmware{URL: c.String("firmware"), Version: c.String("version"), SHA256: c.String("sha256")}
+		fw = workflows.Firmware{URL: c.String("firmware"), Version: c.String("version"), SHA256: c.String("sha256"), Signature: c.String("signature")}
 		if fw.Version == "" {
 			return workflows.Spec{}, errors.New("--version is required with --firmware")
 		}

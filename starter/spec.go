@@ -77,7 +77,13 @@ func buildSpec(c *cli.Context) (workflows.Spec, error) {
 	if err := resolveFirmware(c.Context, &spec.Firmware); err != nil {
 		return spec, err
 	}
-	return spec, spec.Validate()
+	if err := signFirmware(c, &spec.Firmware); err != nil {
+		return spec, err
+	}
+	if err := spec.Validate(); err != nil {
+		return spec, err
+	}
+	return spec, checkSignature(c, spec.Firmware)
 }
 
 func applySelectorFlags(c *cli.Context, sel *workflows.Selector) error {

@@ -22,7 +22,7 @@ func startCommand() *cli.Command {
 		Name:      "start",
 		Usage:     "start a rollout (flags override the fields of --spec)",
 		UsageText: "starter start --id ID --inventory SRC --firmware SRC --version V [options]",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "id", Usage: "rollout `ID` (also the workflow ID)"},
 			&cli.StringFlag{Name: "inventory", Usage: "fleet inventory: a path, file:// or http(s):// `SRC`"},
 			&cli.StringFlag{Name: "firmware", Usage: "firmware image: a path, file:// or http(s):// `SRC` readable by the workers"},
@@ -39,7 +39,7 @@ func startCommand() *cli.Command {
 			&cli.StringFlag{Name: "spec", Usage: "rollout spec JSON `FILE` (see README)"},
 			&cli.BoolFlag{Name: "wait", Usage: "watch the rollout until it ends; exit code says how it ended"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the spec and show the selected devices without starting"},
-		},
+		}, signingFlags()...),
 		OnUsageError: usageError,
 		Action:       startRollout,
 	}
@@ -104,6 +104,9 @@ func printPlan(c *cli.Context, spec workflows.Spec, targets []workflows.Target, 
 	w := c.App.Writer
 	fmt.Fprintf(w, "rollout %s (dry run, nothing started)\n", spec.ID)
 	fmt.Fprintf(w, "  firmware   %s  sha256 %s  %d bytes\n", spec.Firmware.Version, spec.Firmware.SHA256, spec.Firmware.Size)
+	if spec.Firmware.Signature != "" {
+		fmt.Fprintf(w, "  signature  %s\n", spec.Firmware.Signature)
+	}
 	fmt.Fprintf(w, "  selected   %d of %d devices, %d at a time\n", len(targets), inventorySize, spec.Concurrency())
 	if spec.StartAt != "" {
 		fmt.Fprintf(w, "  starts at  %s\n", spec.StartAt)

@@ -23,6 +23,11 @@ func main() {
 				Name:  "device-token-file",
 				Usage: "read the devices' bearer token from `FILE` (default: $DEVICE_TOKEN)",
 			},
+			&cli.StringSliceFlag{
+				Name:    "firmware-public-key",
+				Usage:   "push only firmware signed by the ed25519 PEM public key in `FILE` (repeatable, any key may sign)",
+				EnvVars: []string{"FIRMWARE_PUBLIC_KEY_FILE"},
+			},
 			&cli.IntFlag{
 				Name:  "max-concurrent-activities",
 				Usage: "activities (pushes, verifies) this worker runs at once",

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/dovaclean/go-update-orchestrator/activities"
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 	"github.com/dovaclean/go-update-orchestrator/worker/checkin"
 	"github.com/dovaclean/go-update-orchestrator/worker/connection"
 	"github.com/dovaclean/go-update-orchestrator/workflows"
@@ -27,6 +28,10 @@ func runWorker(c *cli.Context) error {
 	token, err := deviceToken(c.String("device-token-file"))
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
+	}
+	keys, err := signing.LoadPublicKeys(c.StringSlice("firmware-public-key"))
+	if err != nil {
+		return cli.Exit("worker: --firmware-public-key: "+err.Error(), 2)
 	}
 	for _, f := range []struct {
 		name string
@@ -55,7 +60,7 @@ func runWorker(c *cli.Context) error {
 		MaxConcurrentActivityTaskPollers:       c.Int("activity-pollers"),
 	})
 	workflows.Register(w)
-	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token, Temporal: cl}
+	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token, FirmwareKeys: keys, Temporal: cl}
 	acts.Register(w)
 
 	if addr := c.String("checkin-listen"); addr != "" {
@@ -67,7 +72,7 @@ func runWorker(c *cli.Context) error {
 	}
 
 	logger.Info("worker started", "address", c.String("address"), "namespace", c.String("namespace"),
-		"taskQueue", c.String("task-queue"), "deviceToken", token != "")
+		"taskQueue", c.String("task-queue"), "deviceToken", token != "", "firmwarePublicKeys", len(keys))
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		return cli.Exit("worker: "+err.Error(), 1)
 	}

@@ -46,6 +46,7 @@ const (
 	ErrWrongVersion     = "WrongVersion"     // the device came back on another version
 	ErrBadDeviceAnswer  = "BadDeviceAnswer"  // a redirect or an unparseable answer
 	ErrFirmwareSource   = "FirmwareSource"   // the image cannot be read at its URL
+	ErrSignatureInvalid = "SignatureInvalid" // no signature this worker accepts: missing, not verifying, or no key to check it
 	// ErrDeviceUnreachable is transient: no connection to the device.
 	ErrDeviceUnreachable = "DeviceUnreachable"
 	// ErrDeviceOffline: unreachable, and no check-in within waitOnline.
@@ -58,4 +59,5 @@ const (
 // PermanentDeviceErrors never get better by retrying.
 var PermanentDeviceErrors = []string{
 	ErrDeviceRefused, ErrChecksumMismatch, ErrWrongVersion, ErrBadDeviceAnswer, ErrFirmwareSource,
+	ErrSignatureInvalid,
 }

@@ -51,11 +51,15 @@ func RollbackID(id string) string { return id + "-rollback" }
 
 // Firmware identifies the image. URL is file:// or http(s):// and must be
 // readable by the workers; SHA256 is the hex digest the image must have.
+// Signature, when set, is the base64 ed25519 signature of the image's
+// version and digest (package activities/signing); it is public data, the
+// key that made it stays with whoever signed.
 type Firmware struct {
-	Version string `json:"version"`
-	URL     string `json:"url"`
-	SHA256  string `json:"sha256"`
-	Size    int64  `json:"size,omitempty"`
+	Version   string `json:"version"`
+	URL       string `json:"url"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size,omitempty"`
+	Signature string `json:"signature,omitempty"`
 }
 
 // Selector narrows the inventory to the devices of this rollout. Empty

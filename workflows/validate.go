@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"path"
@@ -98,6 +100,22 @@ func (f Firmware) validate(prefix string) error {
 	}
 	if f.Size < 0 {
 		return fieldErr(prefix+".size", "must not be negative, got %d", f.Size)
+	}
+	return validateSignature(prefix+".signature", f.Signature)
+}
+
+// validateSignature checks the form of a firmware signature; whether it
+// verifies is for the workers, which hold the public keys.
+func validateSignature(field, b64 string) error {
+	if b64 == "" {
+		return nil
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil {
+		return fieldErr(field, "is not base64 (standard encoding): %v", err)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return fieldErr(field, "must be a %d-byte ed25519 signature, got %d bytes", ed25519.SignatureSize, len(sig))
 	}
 	return nil
 }

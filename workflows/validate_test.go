@@ -35,6 +35,7 @@ func TestValidateAcceptsValidSpecs(t *testing.T) {
 		},
 		"equal retry intervals": func(s *Spec) { s.Device.Retry = RetrySpec{InitialInterval: "5s", MaximumInterval: "5s"} },
 		"coefficient of 1":      func(s *Spec) { s.Device.Retry.BackoffCoefficient = 1 },
+		"signed firmware":       func(s *Spec) { s.Firmware.Signature = strings.Repeat("A", 86) + "==" },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -74,6 +75,13 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"sha not hex", func(s *Spec) { s.Firmware.SHA256 = strings.Repeat("g", 64) }, "firmware.sha256", "64 hex digits"},
 
 		{"size negative", func(s *Spec) { s.Firmware.Size = -1 }, "firmware.size", "negative"},
+
+		{"signature not base64", func(s *Spec) { s.Firmware.Signature = "not base64!" }, "firmware.signature", "is not base64 (standard encoding)"},
+		{"signature url-safe base64", func(s *Spec) { s.Firmware.Signature = strings.Repeat("_", 88) }, "firmware.signature", "is not base64"},
+		{"signature too short", func(s *Spec) { s.Firmware.Signature = "AAAA" }, "firmware.signature", "must be a 64-byte ed25519 signature, got 3 bytes"},
+		{"rollback signature", func(s *Spec) {
+			s.Rollback = &Rollback{OnAbort: true, Firmware: Firmware{Version: "2.3.0", URL: "file:///fw/2.3.0.bin", SHA256: testSHA, Signature: "AAAA"}}
+		}, "rollback.firmware.signature", "got 3 bytes"},
 
 		{"inventory missing", func(s *Spec) { s.Inventory = "" }, "inventory", "is required"},
 		{"inventory ftp", func(s *Spec) { s.Inventory = "ftp://host/inv.json" }, "inventory", "path, a file:// URL or an http(s):// URL"},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 )
 
 // Config describes the simulated fleet. Field comments name the devicemock
@@ -26,6 +28,14 @@ type Config struct {
 	// OnlineAfter (--online-after), when set, brings offline devices back
 	// this long after the fleet starts; 0 keeps them offline.
 	OnlineAfter time.Duration
+
+	// RequireSignature (--require-signature) refuses uploads without
+	// X-Firmware-Signature with 403.
+	RequireSignature bool
+	// FirmwareKeys (--firmware-public-key), when set, are the keys the
+	// signature must verify with over the received image (422 otherwise);
+	// they imply RequireSignature.
+	FirmwareKeys signing.Keys
 
 	// Shares (0..1, summing to at most 1) of devices given each fault.
 	Fail5xx, Fail4xx, Offline, Drop, WrongVersion float64

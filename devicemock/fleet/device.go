@@ -55,6 +55,7 @@ const (
 	receiveBody verdict = iota
 	refuseInstalling
 	refuseHeaders
+	refuseUnsigned
 	refuseForbidden
 	refuseUnavailable
 	refuseBusy
@@ -81,6 +82,8 @@ func (d *device) admit(now time.Time, up uploadHeaders, headersOK bool) (verdict
 		return refuseInstalling, partialUpload{}
 	case !headersOK:
 		return refuseHeaders, partialUpload{}
+	case up.unsigned:
+		return refuseUnsigned, partialUpload{}
 	case d.fault == FaultFail4xx:
 		return refuseForbidden, partialUpload{}
 	case d.fault == FaultFail5xx && d.refusals5xx > 0:

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 )
 
 // Fleet is a running simulation. Its methods and handler are safe for
@@ -21,6 +23,8 @@ type Fleet struct {
 	latency   time.Duration
 	bandwidth int64
 	resumable bool // devices keep partial uploads and answer HEAD /update
+	signed    bool // uploads must carry X-Firmware-Signature
+	keys      signing.Keys
 	clock     clock
 	onlineAt  time.Time // offline devices answer from then on; zero: never
 
@@ -52,6 +56,8 @@ func newFleet(cfg Config, clk clock) (*Fleet, error) {
 		latency:   cfg.Latency,
 		bandwidth: cfg.Bandwidth,
 		resumable: !cfg.NoResume,
+		signed:    cfg.RequireSignature || len(cfg.FirmwareKeys) > 0,
+		keys:      cfg.FirmwareKeys,
 		clock:     clk,
 		devices:   make([]*device, len(records)),
 		byID:      make(map[string]*device, len(records)),

@@ -80,11 +80,12 @@ func image(n int) []byte {
 
 // upload describes one POST /update; zero fields mean "well-formed".
 type upload struct {
-	device  string
-	version string
-	body    []byte
-	sha256  string // defaults to the body's checksum
-	token   string
+	device    string
+	version   string
+	body      []byte
+	sha256    string // defaults to the body's checksum
+	token     string
+	signature string // X-Firmware-Signature, when set
 }
 
 type reply struct {
@@ -111,6 +112,9 @@ func (u upload) send(t testing.TB, srv *httptest.Server) (reply, error) {
 	req.Header.Set("X-Firmware-SHA256", sum)
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
+	}
+	if u.signature != "" {
+		req.Header.Set(signatureHeader, u.signature)
 	}
 	return do(t, srv, req)
 }

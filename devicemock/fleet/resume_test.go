@@ -21,6 +21,7 @@ type piece struct {
 	sha256   string // defaults to the whole image's
 	version  string // defaults to 2.0.0
 	offset   string // overrides the Upload-Offset header when set
+	signed   string // X-Firmware-Signature, when set
 }
 
 func (p piece) send(f *Fleet) *httptest.ResponseRecorder {
@@ -39,6 +40,9 @@ func (p piece) send(f *Fleet) *httptest.ResponseRecorder {
 	}
 	req.Header.Set("X-Firmware-Version", version)
 	req.Header.Set("X-Firmware-SHA256", sum)
+	if p.signed != "" {
+		req.Header.Set(signatureHeader, p.signed)
+	}
 	switch {
 	case p.offset != "":
 		req.Header.Set("Upload-Offset", p.offset)

@@ -8,7 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 )
+
+// signatureHeader carries the image's signature (firmware.signature).
+const signatureHeader = "X-Firmware-Signature"
 
 // dropReadUnknownLength is how much a drop device reads of an upload without
 // Content-Length before cutting it.
@@ -37,7 +42,9 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	case refuseInstalling:
 		writeError(w, http.StatusServiceUnavailable, "installing")
 	case refuseHeaders:
-		writeError(w, http.StatusBadRequest, "X-Firmware-Version and X-Firmware-SHA256 (64 hex digits) are required; Upload-Offset, when sent, is a byte count")
+		writeError(w, http.StatusBadRequest, "X-Firmware-Version and X-Firmware-SHA256 (64 hex digits) are required; Upload-Offset, when sent, is a byte count; X-Firmware-Signature, when checked, is a base64 ed25519 signature")
+	case refuseUnsigned:
+		writeError(w, http.StatusForbidden, "X-Firmware-Signature is required: this device installs only signed firmware")
 	case refuseForbidden:
 		writeError(w, http.StatusForbidden, "upload refused")
 	case refuseUnavailable:
@@ -59,9 +66,11 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 
 // uploadHeaders are what a device takes from an upload's headers.
 type uploadHeaders struct {
-	version  string
-	checksum string // lower-case hex
-	offset   int64  // Upload-Offset: where in the image the body starts
+	version   string
+	checksum  string // lower-case hex
+	offset    int64  // Upload-Offset: where in the image the body starts
+	signature []byte // X-Firmware-Signature, decoded when the device checks it
+	unsigned  bool   // no X-Firmware-Signature to a device that requires one
 }
 
 // readUploadHeaders reports the upload's headers and whether they are
@@ -78,6 +87,13 @@ func (f *Fleet) readUploadHeaders(r *http.Request) (uploadHeaders, bool) {
 		ok = ok && err == nil && offset >= 0
 		up.offset = max(offset, 0)
 	}
+	raw := r.Header.Get(signatureHeader)
+	up.unsigned = f.signed && raw == ""
+	if len(f.keys) > 0 && raw != "" {
+		sig, err := signing.DecodeSignature(raw)
+		ok = ok && err == nil
+		up.signature = sig
+	}
 	return up, ok
 }
 
@@ -93,8 +109,13 @@ func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, up up
 		return
 	}
 	d.forgetPartial(up.checksum)
-	if hex.EncodeToString(hash.Sum(nil)) != up.checksum {
+	received := hex.EncodeToString(hash.Sum(nil))
+	if received != up.checksum {
 		writeError(w, http.StatusUnprocessableEntity, "checksum mismatch")
+		return
+	}
+	if len(f.keys) > 0 && !f.keys.Verify(up.version, received, up.signature) {
+		writeError(w, http.StatusUnprocessableEntity, "firmware signature does not verify")
 		return
 	}
 	if !d.beginInstall(f.clock.Now(), up.version, f.reboot) {
