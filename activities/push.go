@@ -34,7 +34,8 @@ type pushProgress struct {
 // runs the target version on a retry got it from an earlier attempt whose
 // answer was lost (a crashed worker, a dropped connection): it is not
 // flashed again. A retry resumes an upload the device holds part of.
-func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
+func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (result workflows.PushResult, err error) {
+	defer observePush(ctx, time.Now(), &result, &err)
 	logger := activity.GetLogger(ctx)
 	var earlier pushProgress
 	if activity.HasHeartbeatDetails(ctx) {
@@ -89,11 +90,13 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 	progress := pushProgress{PreviousVersion: previous, Uploading: true, ConfirmedOffset: offset}
 	activity.RecordHeartbeat(ctx, progress)
 	body := newDigestReader(image, req.Firmware.SHA256, size)
+	defer countSent(ctx, body)
 	uploadCtx, cancelUpload := context.WithCancelCause(ctx)
 	defer cancelUpload(nil)
 	answered := make(chan struct{})
 	go heartbeatUpload(uploadCtx, cancelUpload, body, progress, answered)
 	if offset > 0 {
+		countResumed(ctx, offset)
 		if err := primeWithHeldPrefix(uploadCtx, image, body, offset); err != nil {
 			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
 		}

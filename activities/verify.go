@@ -23,7 +23,8 @@ const (
 // not at all: that is waited out. A device that comes back on another
 // version, or on its previous one after going down, failed to install:
 // a permanent failure, with the version it reported.
-func (a *Activities) VerifyVersion(ctx context.Context, req workflows.VerifyRequest) (workflows.VerifyResult, error) {
+func (a *Activities) VerifyVersion(ctx context.Context, req workflows.VerifyRequest) (_ workflows.VerifyResult, err error) {
+	defer observeVerify(ctx, time.Now(), &err)
 	deadline := time.Now().Add(req.Within)
 	wait := firstPoll
 	sawRestart := false

@@ -18,7 +18,8 @@ const verifyMargin = 30 * time.Second
 // first asks the device its version and skips a device already current),
 // then VerifyVersion. A device that does not end on the target version
 // fails this workflow with the reason, so the Web UI shows it.
-func DeviceUpdate(ctx workflow.Context, req DeviceRequest) (DeviceResult, error) {
+func DeviceUpdate(ctx workflow.Context, req DeviceRequest) (result DeviceResult, err error) {
+	defer func() { reportOutcome(ctx, result, err) }()
 	timing := req.Policy.Timing()
 	retry := &temporal.RetryPolicy{
 		InitialInterval:        timing.InitialInterval,
