@@ -23,13 +23,14 @@ const (
 )
 
 // observePush records one PushFirmware attempt when it ends: its duration
-// by how it ended, and whether it was a retry.
-func observePush(ctx context.Context, began time.Time, result *workflows.PushResult, err *error) {
+// by how it ended, and whether it was a retry. An attempt that panics is
+// not recorded: the SDK reports it as a failed activity.
+func observePush(ctx context.Context, began time.Time, result workflows.PushResult, err error) {
 	metrics := activity.GetMetricsHandler(ctx)
 	ended := "accepted"
 	switch {
-	case *err != nil:
-		ended = errorLabel(ctx, *err)
+	case err != nil:
+		ended = errorLabel(ctx, err)
 	case result.AlreadyInstalled:
 		ended = "already_installed"
 	}
@@ -41,10 +42,10 @@ func observePush(ctx context.Context, began time.Time, result *workflows.PushRes
 
 // observeVerify records one VerifyVersion attempt's duration by how it
 // ended.
-func observeVerify(ctx context.Context, began time.Time, err *error) {
+func observeVerify(ctx context.Context, began time.Time, err error) {
 	ended := "confirmed"
-	if *err != nil {
-		ended = errorLabel(ctx, *err)
+	if err != nil {
+		ended = errorLabel(ctx, err)
 	}
 	activity.GetMetricsHandler(ctx).WithTags(map[string]string{"result": ended}).
 		Timer(verifyDurationMetric).Record(time.Since(began))

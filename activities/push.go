@@ -34,8 +34,15 @@ type pushProgress struct {
 // runs the target version on a retry got it from an earlier attempt whose
 // answer was lost (a crashed worker, a dropped connection): it is not
 // flashed again. A retry resumes an upload the device holds part of.
-func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (result workflows.PushResult, err error) {
-	defer observePush(ctx, time.Now(), &result, &err)
+func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
+	began := time.Now()
+	result, err := a.pushFirmware(ctx, req)
+	observePush(ctx, began, result, err)
+	return result, err
+}
+
+// pushFirmware is PushFirmware but for the metrics of the attempt.
+func (a *Activities) pushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
 	logger := activity.GetLogger(ctx)
 	var earlier pushProgress
 	if activity.HasHeartbeatDetails(ctx) {
