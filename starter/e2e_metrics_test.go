@@ -117,6 +117,7 @@ func TestE2EMetricsAndLogs(t *testing.T) {
 	assertOutcomes(m)
 
 	assertDeviceLines(t, worker.output(), rolloutID, token, updated, refused)
+	assert.NotContains(t, worker.output(), "could not be registered", "every metric keeps one set of labels")
 }
 
 // assertDeviceLines checks every line of the worker's JSON log: each that
