@@ -24,6 +24,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -64,6 +65,7 @@ type envOptions struct {
 	background       context.Context
 	details          any // heartbeat details of an "earlier attempt"
 	onHeartbeat      func(details []any)
+	metrics          client.MetricsHandler
 }
 
 type envOption func(*envOptions)
@@ -77,7 +79,8 @@ func withDetails(d any) envOption                  { return func(o *envOptions) 
 func withHeartbeatTimeout(d time.Duration) envOption {
 	return func(o *envOptions) { o.heartbeatTimeout = d }
 }
-func withHeartbeatHook(f func([]any)) envOption { return func(o *envOptions) { o.onHeartbeat = f } }
+func withHeartbeatHook(f func([]any)) envOption     { return func(o *envOptions) { o.onHeartbeat = f } }
+func withMetrics(h client.MetricsHandler) envOption { return func(o *envOptions) { o.metrics = h } }
 
 // harness is one activity environment with its registered activities.
 type harness struct {
@@ -95,6 +98,9 @@ func newHarness(t *testing.T, opts ...envOption) *harness {
 	}
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(quietLogger)
+	if o.metrics != nil {
+		suite.SetMetricsHandler(o.metrics)
+	}
 	env := suite.NewTestActivityEnvironment()
 	env.SetTestTimeout(30 * time.Second)
 	client := o.client

@@ -35,6 +35,14 @@ type pushProgress struct {
 // answer was lost (a crashed worker, a dropped connection): it is not
 // flashed again. A retry resumes an upload the device holds part of.
 func (a *Activities) PushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
+	began := time.Now()
+	result, err := a.pushFirmware(ctx, req)
+	observePush(ctx, began, result, err)
+	return result, err
+}
+
+// pushFirmware is PushFirmware but for the metrics of the attempt.
+func (a *Activities) pushFirmware(ctx context.Context, req workflows.PushRequest) (workflows.PushResult, error) {
 	logger := activity.GetLogger(ctx)
 	signed, err := a.signatureCheck(req.Firmware)
 	if err != nil {
@@ -96,11 +104,13 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, sign
 	activity.RecordHeartbeat(ctx, progress)
 	body := newDigestReader(image, req.Firmware.SHA256, size)
 	body.signed = signed
+	defer countSent(ctx, body)
 	uploadCtx, cancelUpload := context.WithCancelCause(ctx)
 	defer cancelUpload(nil)
 	answered := make(chan struct{})
 	go heartbeatUpload(uploadCtx, cancelUpload, body, progress, answered)
 	if offset > 0 {
+		countResumed(ctx, offset)
 		if err := primeWithHeldPrefix(uploadCtx, image, body, offset); err != nil {
 			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
 		}

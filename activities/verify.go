@@ -24,6 +24,14 @@ const (
 // version, or on its previous one after going down, failed to install:
 // a permanent failure, with the version it reported.
 func (a *Activities) VerifyVersion(ctx context.Context, req workflows.VerifyRequest) (workflows.VerifyResult, error) {
+	began := time.Now()
+	result, err := a.verifyVersion(ctx, req)
+	observeVerify(ctx, began, err)
+	return result, err
+}
+
+// verifyVersion is VerifyVersion but for the metrics of the attempt.
+func (a *Activities) verifyVersion(ctx context.Context, req workflows.VerifyRequest) (workflows.VerifyResult, error) {
 	deadline := time.Now().Add(req.Within)
 	wait := firstPoll
 	sawRestart := false

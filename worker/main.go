@@ -56,6 +56,20 @@ func main() {
 				Name:  "sticky-cache-size",
 				Usage: "workflow executions kept in memory between workflow tasks (0: SDK default, 10,000)",
 			},
+			&cli.StringFlag{
+				Name:  "metrics-addr",
+				Usage: "serve Prometheus metrics (the SDK's and the rollouts') on `HOST:PORT` at /metrics; off when empty",
+			},
+			&cli.StringFlag{
+				Name:  "log-format",
+				Usage: "log lines as `FORMAT`: text (key=value) or json (one object a line)",
+				Value: "text",
+			},
+			&cli.StringFlag{
+				Name:  "log-level",
+				Usage: "log at `LEVEL` and above: debug, info, warn or error",
+				Value: "info",
+			},
 		),
 		Action:          runWorker,
 		HideHelpCommand: true,

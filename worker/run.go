@@ -20,11 +20,15 @@ import (
 	"github.com/dovaclean/go-update-orchestrator/activities/signing"
 	"github.com/dovaclean/go-update-orchestrator/worker/checkin"
 	"github.com/dovaclean/go-update-orchestrator/worker/connection"
+	"github.com/dovaclean/go-update-orchestrator/worker/telemetry"
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
 
 func runWorker(c *cli.Context) error {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger, err := telemetry.NewLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
 	token, err := deviceToken(c.String("device-token-file"))
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
@@ -44,7 +48,16 @@ func runWorker(c *cli.Context) error {
 	if size := c.Int("sticky-cache-size"); size > 0 {
 		worker.SetStickyWorkflowCacheSize(size)
 	}
-	cl, err := connection.Dial(c, logger)
+	var metrics client.MetricsHandler
+	if addr := c.String("metrics-addr"); addr != "" {
+		handler, stop, err := telemetry.ServeMetrics(addr, logger)
+		if err != nil {
+			return cli.Exit("worker: --metrics-addr: "+err.Error(), 2)
+		}
+		defer stop()
+		metrics = handler
+	}
+	cl, err := connection.Dial(c, logger, func(o *client.Options) { o.MetricsHandler = metrics })
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 1)
 	}

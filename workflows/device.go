@@ -19,6 +19,14 @@ const verifyMargin = 30 * time.Second
 // then VerifyVersion. A device that does not end on the target version
 // fails this workflow with the reason, so the Web UI shows it.
 func DeviceUpdate(ctx workflow.Context, req DeviceRequest) (DeviceResult, error) {
+	result, err := updateDevice(ctx, req)
+	reportOutcome(ctx, result, err)
+	return result, err
+}
+
+// updateDevice is DeviceUpdate but for the report of its outcome, which a
+// panic (a failed workflow task, retried) must not make.
+func updateDevice(ctx workflow.Context, req DeviceRequest) (DeviceResult, error) {
 	timing := req.Policy.Timing()
 	retry := &temporal.RetryPolicy{
 		InitialInterval:        timing.InitialInterval,

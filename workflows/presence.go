@@ -7,9 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// PresenceWorkflowID is the ID of a device's presence workflow.
-func PresenceWorkflowID(deviceID string) string { return "presence/" + deviceID }
-
 // presenceIdle is how long a presence workflow with nobody to tell waits
 // for news before it ends; the next check-in or watch starts it again.
 const presenceIdle = 10 * time.Minute

@@ -172,7 +172,7 @@ func (r *rollout) historyFull() bool {
 // refuses to reuse it, so one rollout can never update a device twice.
 func deviceChildOptions(spec Spec, deviceID string) workflow.ChildWorkflowOptions {
 	return workflow.ChildWorkflowOptions{
-		WorkflowID:            spec.ID + "/" + deviceID,
+		WorkflowID:            DeviceUpdateID(spec.ID, deviceID),
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		WaitForCancellation:   true,

@@ -36,13 +36,18 @@ func Flags() []cli.Flag {
 	}
 }
 
-// Dial connects to Temporal with the connection flags.
-func Dial(c *cli.Context, logger *slog.Logger) (client.Client, error) {
-	cl, err := client.Dial(client.Options{
+// Dial connects to Temporal with the connection flags; each of adjust
+// then tunes the options (the worker adds its metrics handler).
+func Dial(c *cli.Context, logger *slog.Logger, adjust ...func(*client.Options)) (client.Client, error) {
+	options := client.Options{
 		HostPort:  c.String("address"),
 		Namespace: c.String("namespace"),
 		Logger:    sdklog.NewStructuredLogger(logger),
-	})
+	}
+	for _, f := range adjust {
+		f(&options)
+	}
+	cl, err := client.Dial(options)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %s): %w", c.String("address"), c.String("namespace"), err)
 	}
