@@ -201,7 +201,7 @@ func FuzzDeviceAnswers(f *testing.F) {
 		_, err = h.verify(workflows.VerifyRequest{DeviceID: firstDevice, Address: dev.dev.URL + "/devices/fake",
 			Version: targetVersion, PreviousVersion: oldVersion, Within: time.Nanosecond}) // one poll
 		checkDeviceOutcome(t, "VerifyVersion", err)
-		if elapsed := time.Since(start); elapsed > 5*time.Second {
+		if elapsed := time.Since(start); elapsed > 30*time.Second { // a hang detector, not a timing
 			t.Fatalf("the device's answers held the activities for %s", elapsed)
 		}
 		if n := dev.strays.Load() - strays; n != 0 {
@@ -405,13 +405,11 @@ func TestHugeAnswersAreNotBuffered(t *testing.T) {
 			})
 			dev.Listener = smallBufferListener{dev.Listener}
 			client, read := smallBufferClient()
-			start := time.Now()
 			res, err := newHarness(t, withClient(client)).push(pushRequest(dev.address(), im.firmware(url)))
 			tc.check(t, res, err)
-			require.Less(t, time.Since(start), 5*time.Second, "the worker did not wait for the whole answer")
 			select {
 			case <-done:
-			case <-time.After(5 * time.Second):
+			case <-time.After(time.Minute): // a hang detector, not a timing
 				t.Fatalf("the device is still writing its answer: the worker kept the connection without reading it (%d bytes written)", written.Load())
 			}
 			require.Less(t, written.Load(), int64(1<<20), "the device wrote %d bytes of its answer: the worker read too much", written.Load())

@@ -170,7 +170,6 @@ func TestPushFirmwareDetectsStall(t *testing.T) {
 
 	ae := requireTransient(t, err, "stalled", "no bytes moved for 1s", "(attempt 1)")
 	t.Logf("stall reported after %s: %s", elapsed, ae.Message())
-	require.Less(t, elapsed, 10*time.Second, "a stall ends the attempt well before start-to-close")
 	eventually(t, 2*time.Second, func() bool { return len(dev.recorded()) == 1 }, "the device handler returned")
 	require.Less(t, dev.recorded()[0].bytes, int64(size))
 	beats := h.hb.progress(t)
@@ -249,15 +248,11 @@ func TestPushFirmwareCancelledMidUpload(t *testing.T) {
 	bg, cancelledAt := cancelWhenDeviceHasBytes(t, f)
 
 	h := newHarness(t, withBackground(bg))
-	start := time.Now()
 	_, err := h.push(pushRequest(deviceURL(srv, firstDevice), im.firmware(url)))
-	ended := time.Now()
 
 	var canceled *temporal.CanceledError
 	require.True(t, errors.As(err, &canceled), "want a cancellation, got %T: %v", err, err)
 	require.False(t, cancelledAt.IsZero())
-	require.Less(t, ended.Sub(*cancelledAt), time.Second, "the push ends promptly on cancellation")
-	require.Less(t, ended.Sub(start), 5*time.Second)
 
 	time.Sleep(100 * time.Millisecond) // past the reboot, had an install begun
 	st := deviceStats(t, f, firstDevice)
@@ -282,5 +277,7 @@ func TestVerifyVersionCancelled(t *testing.T) {
 		PreviousVersion: oldVersion, Within: time.Minute})
 	var canceled *temporal.CanceledError
 	require.True(t, errors.As(err, &canceled), "want a cancellation, got %T: %v", err, err)
-	require.Less(t, time.Since(start), 2*time.Second)
+	// A hang detector, not a timing: without the cancellation it would
+	// poll for its whole minute.
+	require.Less(t, time.Since(start), 30*time.Second)
 }

@@ -116,11 +116,9 @@ func TestVerifyVersionWrongVersion(t *testing.T) {
 	t.Run("a third version fails at once", func(t *testing.T) {
 		t.Parallel()
 		dev := newFakeDevice(t, func(d *fakeDevice) { d.version = "3.1.4" })
-		start := time.Now()
 		_, err := newHarness(t).verify(verifyRequest(dev.address(), time.Minute))
 		requirePermanent(t, err, workflows.ErrWrongVersion, "came back on version 3.1.4", "expected 2.0.0")
 		require.Len(t, dev.probes(), 1, "no second poll")
-		require.Less(t, time.Since(start), time.Second)
 	})
 }
 
@@ -142,7 +140,8 @@ func TestVerifyVersionGivesUpAfterWithin(t *testing.T) {
 			elapsed := time.Since(start)
 			requirePermanent(t, err, workflows.ErrWrongVersion, "did not report version 2.0.0 within 1s", tc.last)
 			require.GreaterOrEqual(t, elapsed, time.Second)
-			require.Less(t, elapsed, 4*time.Second)
+			// A hang detector, not a timing: it gives up long before a minute.
+			require.Less(t, elapsed, time.Minute)
 			require.Greater(t, len(dev.probes()), 2, "it kept polling until then")
 		})
 	}
@@ -173,11 +172,9 @@ func TestVerifyVersionPermanentAnswers(t *testing.T) {
 					answer(w, tc.code, tc.body)
 				}
 			})
-			start := time.Now()
 			_, err := newHarness(t).verify(verifyRequest(dev.address(), time.Minute))
 			requirePermanent(t, err, tc.typ, tc.parts...)
 			require.Len(t, dev.probes(), 1, "returns at once")
-			require.Less(t, time.Since(start), time.Second)
 			require.Zero(t, dev.other.Load())
 		})
 	}
