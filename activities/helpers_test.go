@@ -56,6 +56,7 @@ type progress struct {
 type envOptions struct {
 	token            string
 	client           *http.Client
+	sources          *http.Client
 	heartbeatTimeout time.Duration // what activity.GetInfo reports
 	attempt          int32         // what activity.GetInfo reports
 	background       context.Context
@@ -67,6 +68,7 @@ type envOption func(*envOptions)
 
 func withToken(tok string) envOption             { return func(o *envOptions) { o.token = tok } }
 func withClient(c *http.Client) envOption        { return func(o *envOptions) { o.client = c } }
+func withSources(c *http.Client) envOption       { return func(o *envOptions) { o.sources = c } }
 func withAttempt(n int32) envOption              { return func(o *envOptions) { o.attempt = n } }
 func withBackground(c context.Context) envOption { return func(o *envOptions) { o.background = c } }
 func withDetails(d any) envOption                { return func(o *envOptions) { o.details = d } }
@@ -97,7 +99,7 @@ func newHarness(t *testing.T, opts ...envOption) *harness {
 	if client == nil {
 		client = activities.NewHTTPClient(nil)
 	}
-	acts := &activities.Activities{Client: client, DeviceToken: o.token}
+	acts := &activities.Activities{Client: client, Sources: o.sources, DeviceToken: o.token}
 	acts.Register(envRegistry{env: env})
 	hb := &heartbeatLog{hook: o.onHeartbeat}
 	wo := worker.Options{

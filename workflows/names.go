@@ -46,6 +46,9 @@ const (
 	ErrWrongVersion     = "WrongVersion"     // the device came back on another version
 	ErrBadDeviceAnswer  = "BadDeviceAnswer"  // a redirect or an unparseable answer
 	ErrFirmwareSource   = "FirmwareSource"   // the image cannot be read at its URL
+	// ErrDeviceTLS: the device's certificate is not trusted, or it refused
+	// ours. A handshake cut by the network is DeviceUnreachable instead.
+	ErrDeviceTLS = "DeviceTLS"
 	// ErrDeviceUnreachable is transient: no connection to the device.
 	ErrDeviceUnreachable = "DeviceUnreachable"
 	// ErrDeviceOffline: unreachable, and no check-in within waitOnline.
@@ -57,5 +60,5 @@ const (
 
 // PermanentDeviceErrors never get better by retrying.
 var PermanentDeviceErrors = []string{
-	ErrDeviceRefused, ErrChecksumMismatch, ErrWrongVersion, ErrBadDeviceAnswer, ErrFirmwareSource,
+	ErrDeviceRefused, ErrChecksumMismatch, ErrWrongVersion, ErrBadDeviceAnswer, ErrFirmwareSource, ErrDeviceTLS,
 }
