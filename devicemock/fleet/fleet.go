@@ -20,7 +20,7 @@ type Fleet struct {
 	reboot    time.Duration
 	latency   time.Duration
 	bandwidth int64
-	maxImage  int64
+	maxImage  int64 // largest image an upload may carry, resumed part included
 	// uploadStall bounds how long one read of an upload body may wait for
 	// bytes: a client that stops sending does not hold its device forever.
 	uploadStall time.Duration
