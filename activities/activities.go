@@ -16,7 +16,12 @@ import (
 // Activities share one HTTP client per worker, so connections to devices
 // and to the firmware server are pooled and kept alive across activities.
 type Activities struct {
+	// Client talks to devices (NewHTTPClient).
 	Client *http.Client
+	// Sources, when set, fetches firmware images and inventories
+	// (NewSourceClient): their servers may need other CAs than the
+	// devices. When nil, Client's connections do.
+	Sources *http.Client
 	// DeviceToken, when set, is sent as "Authorization: Bearer" to devices.
 	// It comes from the worker's environment and never enters a workflow.
 	DeviceToken string
@@ -36,4 +41,12 @@ func (a *Activities) Register(w worker.ActivityRegistry) {
 	w.RegisterActivityWithOptions(a.PushFirmware, activity.RegisterOptions{Name: workflows.PushFirmwareActivity})
 	w.RegisterActivityWithOptions(a.VerifyVersion, activity.RegisterOptions{Name: workflows.VerifyVersionActivity})
 	w.RegisterActivityWithOptions(a.WatchDevice, activity.RegisterOptions{Name: workflows.WatchDeviceActivity})
+}
+
+// sources is the client for firmware and inventory servers.
+func (a *Activities) sources() *http.Client {
+	if a.Sources != nil {
+		return a.Sources
+	}
+	return a.Client
 }

@@ -22,6 +22,11 @@ import (
 // maxAnswerBytes bounds what we read of any device answer.
 const maxAnswerBytes = 64 << 10
 
+// decodeAnswer decodes a device's JSON answer of at most maxAnswerBytes.
+func decodeAnswer(body io.Reader, v any) error {
+	return json.NewDecoder(capped(body, maxAnswerBytes, "the answer")).Decode(v)
+}
+
 // errDeviceUnavailable is the type of transient device errors; it is not
 // in the non-retryable list, so Temporal retries it with backoff.
 const errDeviceUnavailable = "DeviceUnavailable"
@@ -140,6 +145,9 @@ func networkError(ctx context.Context, step string, err error) error {
 		}
 		return ctx.Err()
 	}
+	if why := tlsFailure("the device", err); why != "" {
+		return permanent(workflows.ErrDeviceTLS, step+": "+why)
+	}
 	// Its own type, so that a rollout with device.waitOnline can tell an
 	// offline device from one that answers badly.
 	return transientOfType(ctx, workflows.ErrDeviceUnreachable, step+": device unreachable: "+err.Error(), 0)
@@ -174,9 +182,9 @@ func (a *Activities) getVersion(ctx context.Context, step, address string) (devi
 		return deviceVersion{}, answerError(ctx, step, resp)
 	}
 	var v deviceVersion
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&v); err != nil || v.Version == "" {
+	if err := decodeAnswer(resp.Body, &v); err != nil || v.Version == "" {
 		return deviceVersion{}, permanent(workflows.ErrBadDeviceAnswer,
-			step+`: device answered /version without a JSON {"version": ...}`)
+			step+`: device answered /version without a JSON {"version": ...}`+tooLargeDetail(err))
 	}
 	return v, nil
 }

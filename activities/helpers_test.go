@@ -60,6 +60,7 @@ type envOptions struct {
 	token            string
 	keys             signing.Keys
 	client           *http.Client
+	sources          *http.Client
 	heartbeatTimeout time.Duration // what activity.GetInfo reports
 	attempt          int32         // what activity.GetInfo reports
 	background       context.Context
@@ -73,6 +74,7 @@ type envOption func(*envOptions)
 func withToken(tok string) envOption               { return func(o *envOptions) { o.token = tok } }
 func withKeys(keys ...ed25519.PublicKey) envOption { return func(o *envOptions) { o.keys = keys } }
 func withClient(c *http.Client) envOption          { return func(o *envOptions) { o.client = c } }
+func withSources(c *http.Client) envOption         { return func(o *envOptions) { o.sources = c } }
 func withAttempt(n int32) envOption                { return func(o *envOptions) { o.attempt = n } }
 func withBackground(c context.Context) envOption   { return func(o *envOptions) { o.background = c } }
 func withDetails(d any) envOption                  { return func(o *envOptions) { o.details = d } }
@@ -107,7 +109,7 @@ func newHarness(t *testing.T, opts ...envOption) *harness {
 	if client == nil {
 		client = activities.NewHTTPClient(nil)
 	}
-	acts := &activities.Activities{Client: client, DeviceToken: o.token, FirmwareKeys: o.keys}
+	acts := &activities.Activities{Client: client, Sources: o.sources, DeviceToken: o.token, FirmwareKeys: o.keys}
 	acts.Register(envRegistry{env: env})
 	hb := &heartbeatLog{hook: o.onHeartbeat}
 	wo := worker.Options{

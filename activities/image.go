@@ -42,10 +42,16 @@ func (a *Activities) openImage(ctx context.Context, fw workflows.Firmware) (io.R
 		if err != nil {
 			return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware url: "+err.Error())
 		}
-		resp, err := followingRedirects(a.Client).Do(req)
+		resp, err := followingRedirects(a.sources()).Do(req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, 0, ctx.Err()
+			}
+			if why := tlsFailure("the firmware server", err); why != "" {
+				return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware "+fw.URL+": "+why)
+			}
+			if errors.Is(err, errRedirectRefused) {
+				return nil, 0, permanent(workflows.ErrFirmwareSource, "firmware url: "+err.Error())
 			}
 			return nil, 0, transient(ctx, "firmware server unreachable: "+err.Error(), 0)
 		}

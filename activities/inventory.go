@@ -16,7 +16,8 @@ import (
 	"github.com/dovaclean/go-update-orchestrator/workflows"
 )
 
-// maxInventoryBytes bounds an inventory read: ~1 KB a device for 200,000.
+// maxInventoryBytes bounds an inventory read, from a file or a server:
+// ~1 KB a device for 200,000. JSON decoding holds it all in memory.
 const maxInventoryBytes = 256 << 20
 
 // InventoryError is a permanent problem with the inventory itself.
@@ -72,14 +73,22 @@ func SelectTargets(devices []workflows.InventoryDevice, rolloutID string, sel wo
 // or an http(s):// URL. Problems with the content are *InventoryError;
 // a server that cannot be reached is a plain error, worth retrying.
 func LoadInventory(ctx context.Context, client *http.Client, src string) ([]workflows.InventoryDevice, error) {
-	body, err := openInventory(ctx, client, src)
+	return loadInventory(ctx, client, src, maxInventoryBytes)
+}
+
+// loadInventory reads at most limit bytes of the inventory.
+func loadInventory(ctx context.Context, client *http.Client, src string, limit int64) ([]workflows.InventoryDevice, error) {
+	body, err := openInventory(ctx, client, src, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = body.Close() }()
 	var devices []workflows.InventoryDevice
-	dec := json.NewDecoder(io.LimitReader(body, maxInventoryBytes))
+	dec := json.NewDecoder(capped(body, limit, "inventory "+src))
 	if err := dec.Decode(&devices); err != nil {
+		if tooLarge, ok := errors.AsType[*tooLargeError](err); ok {
+			return nil, inventoryErr("%v", tooLarge)
+		}
 		return nil, inventoryErr("inventory %s is not a JSON array of devices: %v", src, err)
 	}
 	seen := make(map[string]bool, len(devices))
@@ -107,7 +116,7 @@ func oneLine(s string) string {
 	return s
 }
 
-func openInventory(ctx context.Context, client *http.Client, src string) (io.ReadCloser, error) {
+func openInventory(ctx context.Context, client *http.Client, src string, limit int64) (io.ReadCloser, error) {
 	u, err := url.Parse(src)
 	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
@@ -116,6 +125,12 @@ func openInventory(ctx context.Context, client *http.Client, src string) (io.Rea
 		}
 		resp, err := followingRedirects(client).Do(req)
 		if err != nil {
+			if why := tlsFailure("the inventory server", err); why != "" {
+				return nil, inventoryErr("inventory %s: %s", src, why)
+			}
+			if errors.Is(err, errRedirectRefused) {
+				return nil, inventoryErr("inventory %v", err)
+			}
 			return nil, fmt.Errorf("inventory %s unreachable: %w", src, err)
 		}
 		if resp.StatusCode != http.StatusOK {
@@ -124,6 +139,10 @@ func openInventory(ctx context.Context, client *http.Client, src string) (io.Rea
 				return nil, fmt.Errorf("inventory %s: server answered %s", src, resp.Status)
 			}
 			return nil, inventoryErr("inventory %s: server answered %s", src, resp.Status)
+		}
+		if resp.ContentLength > limit {
+			_ = resp.Body.Close()
+			return nil, inventoryErr("inventory %s is %d bytes, larger than the %s limit", src, resp.ContentLength, byteSize(limit))
 		}
 		return resp.Body, nil
 	}

@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,10 +148,10 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, sign
 		var answer struct {
 			Status string `json:"status"`
 		}
-		_ = json.NewDecoder(io.LimitReader(resp.Body, maxAnswerBytes)).Decode(&answer)
+		err := decodeAnswer(resp.Body, &answer)
 		if answer.Status != "already-installed" {
 			return workflows.PushResult{}, permanent(workflows.ErrBadDeviceAnswer,
-				fmt.Sprintf("push: device answered 200 with status %q, expected 202 or already-installed", answer.Status))
+				fmt.Sprintf("push: device answered 200 with status %q, expected 202 or already-installed%s", answer.Status, tooLargeDetail(err)))
 		}
 		result.AlreadyInstalled = true
 		return result, nil

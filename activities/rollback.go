@@ -17,7 +17,7 @@ import (
 // a rollback the devices the rolled-back rollout updated.
 func (a *Activities) candidates(ctx context.Context, req workflows.ListTargetsRequest) ([]workflows.InventoryDevice, error) {
 	if req.RollbackOf == "" {
-		return LoadInventory(ctx, a.Client, req.Inventory)
+		return LoadInventory(ctx, a.sources(), req.Inventory)
 	}
 	return a.updated.of(ctx, a, req.RollbackOf, req.Expect)
 }

@@ -28,6 +28,13 @@ const (
 	exitUsage   = 2 // bad flags or fleet file; nothing was started
 
 	shutdownGrace = 5 * time.Second
+
+	// Server limits. No read or write timeout bounds a whole request: a
+	// bandwidth-capped upload may take hours. The fleet gives each read of
+	// an upload body its own deadline instead.
+	maxHeaderBytes    = 64 << 10
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
 )
 
 func main() {
@@ -47,7 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"           [--fleet FILE] [--seed N] [--token T] [--reboot DUR] [--latency DUR]\n" +
 			"           [--bandwidth BYTES_PER_S] [--fail-5xx R] [--fail-4xx R] [--offline R]\n" +
 			"           [--drop R] [--wrong-version R] [--fail-429 R] [--no-resume] [--online-after DUR]\n" +
-			"           [--checkin URL] [--require-signature] [--firmware-public-key FILE ...]",
+			"           [--checkin URL] [--require-signature] [--firmware-public-key FILE ...]\n" +
+			"           [--max-image BYTES] [--tls-cert FILE --tls-key FILE [--client-ca FILE]]",
 		HideHelpCommand: true,
 		Writer:          stdout,
 		ErrWriter:       stderr,
@@ -81,7 +89,7 @@ func flagParseMessage(err error) string {
 }
 
 func flags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9000", Usage: "serve on `HOST:PORT` (port 0 picks a free one; the line on stdout tells which)"},
 		&cli.IntFlag{Name: "devices", Value: 10, Usage: "simulate `N` devices dev-00001... (not with --fleet)"},
 		&cli.StringFlag{Name: "version", Value: "1.0.0", Usage: "firmware version `V` the devices start on (not with --fleet)"},
@@ -103,7 +111,8 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-resume", Usage: "devices predate resumable uploads: HEAD /update answers 405, Upload-Offset is ignored, cut uploads leave nothing"},
 		&cli.BoolFlag{Name: "require-signature", Usage: "devices refuse uploads without X-Firmware-Signature with 403"},
 		&cli.StringSliceFlag{Name: "firmware-public-key", Usage: "devices verify X-Firmware-Signature over the received image with the ed25519 PEM public key `FILE` (repeatable; 422 when it does not verify; implies --require-signature)"},
-	}
+		&cli.Int64Flag{Name: "max-image", Value: fleet.DefaultMaxImage, Usage: "refuse uploads of images larger than `BYTES` with 413"},
+	}, tlsFlags()...)
 }
 
 func serve(c *cli.Context, stdout io.Writer) error {
@@ -115,6 +124,10 @@ func serve(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return cli.Exit(err, exitUsage)
 	}
+	tlsConfig, err := serverTLS(c)
+	if err != nil {
+		return cli.Exit(err, exitUsage)
+	}
 	listen := c.String("listen")
 	if _, _, err := net.SplitHostPort(listen); err != nil {
 		return cli.Exit(fmt.Errorf("--listen %q: %w", listen, err), exitUsage)
@@ -123,7 +136,11 @@ func serve(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return cli.Exit(fmt.Errorf("--listen %s: %w", listen, err), exitFailure)
 	}
-	base := "http://" + dialableAddr(ln.Addr())
+	scheme := "http://"
+	if tlsConfig != nil {
+		scheme = "https://"
+	}
+	base := scheme + dialableAddr(ln.Addr())
 	if path := c.String("inventory-out"); path != "" {
 		if err := writeInventory(path, f.Inventory(base)); err != nil {
 			ln.Close()
@@ -138,9 +155,16 @@ func serve(c *cli.Context, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "devicemock: %d offline devices came back and checked in\n", n)
 		}()
 	}
-	srv := &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: f.Handler(), TLSConfig: tlsConfig, MaxHeaderBytes: maxHeaderBytes,
+		ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return cli.Exit(err, exitFailure)
@@ -173,6 +197,10 @@ func configFromFlags(c *cli.Context) (fleet.Config, error) {
 		Drop:         c.Float64("drop"),
 		WrongVersion: c.Float64("wrong-version"),
 		Busy:         c.Float64("fail-429"),
+		MaxImage:     c.Int64("max-image"),
+	}
+	if cfg.MaxImage < 1 {
+		return fleet.Config{}, fmt.Errorf("--max-image must be at least 1 byte, got %d", cfg.MaxImage)
 	}
 	cfg.NoResume = c.Bool("no-resume")
 	cfg.RequireSignature = c.Bool("require-signature")

@@ -235,11 +235,12 @@ func (s *stack) startStarter(args ...string) *proc {
 
 // fleetSim is a running devicemock.
 type fleetSim struct {
-	proc *proc
-	url  string
+	proc   *proc
+	url    string
+	client *http.Client // for /_fleet/*; http.DefaultClient when nil
 }
 
-var devicemockLine = regexp.MustCompile(`devicemock: \d+ devices on (http://\S+) `)
+var devicemockLine = regexp.MustCompile(`devicemock: \d+ devices on (https?://\S+) `)
 
 func startFleet(t *testing.T, args ...string) *fleetSim {
 	t.Helper()
@@ -259,7 +260,11 @@ func (f *fleetSim) inventory() string { return f.url + "/_fleet/inventory" }
 
 func (f *fleetSim) stats(t *testing.T) fleet.Stats {
 	t.Helper()
-	resp, err := http.Get(f.url + "/_fleet/stats")
+	client := f.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Get(f.url + "/_fleet/stats")
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	var st fleet.Stats

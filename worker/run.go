@@ -37,6 +37,10 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("worker: --firmware-public-key: "+err.Error(), 2)
 	}
+	tlsConfig, err := loadDeviceTLS(c, logger)
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
 	for _, f := range []struct {
 		name string
 		min  int
@@ -73,7 +77,8 @@ func runWorker(c *cli.Context) error {
 		MaxConcurrentActivityTaskPollers:       c.Int("activity-pollers"),
 	})
 	workflows.Register(w)
-	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token, FirmwareKeys: keys, Temporal: cl}
+	acts := &activities.Activities{Client: activities.NewHTTPClient(tlsConfig.devices), Sources: activities.NewSourceClient(tlsConfig.sources),
+		DeviceToken: token, FirmwareKeys: keys, Temporal: cl}
 	acts.Register(w)
 
 	if addr := c.String("checkin-listen"); addr != "" {

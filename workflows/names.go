@@ -47,6 +47,9 @@ const (
 	ErrBadDeviceAnswer  = "BadDeviceAnswer"  // a redirect or an unparseable answer
 	ErrFirmwareSource   = "FirmwareSource"   // the image cannot be read at its URL
 	ErrSignatureInvalid = "SignatureInvalid" // no signature this worker accepts: missing, not verifying, or no key to check it
+	// ErrDeviceTLS: the device's certificate is not trusted, or it refused
+	// ours. A handshake cut by the network is DeviceUnreachable instead.
+	ErrDeviceTLS = "DeviceTLS"
 	// ErrDeviceUnreachable is transient: no connection to the device.
 	ErrDeviceUnreachable = "DeviceUnreachable"
 	// ErrDeviceOffline: unreachable, and no check-in within waitOnline.
@@ -59,5 +62,5 @@ const (
 // PermanentDeviceErrors never get better by retrying.
 var PermanentDeviceErrors = []string{
 	ErrDeviceRefused, ErrChecksumMismatch, ErrWrongVersion, ErrBadDeviceAnswer, ErrFirmwareSource,
-	ErrSignatureInvalid,
+	ErrSignatureInvalid, ErrDeviceTLS,
 }

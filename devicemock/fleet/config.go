@@ -20,6 +20,10 @@ type Config struct {
 	Latency   time.Duration // --latency: delay before every device request is answered
 	Bandwidth int64         // --bandwidth: bytes per second per upload, 0 = unlimited
 
+	// MaxImage (--max-image) is the largest image an upload may carry,
+	// resumed part included; larger ones get 413. 0 is DefaultMaxImage.
+	MaxImage int64
+
 	// NoResume (--no-resume) makes every device one that predates resumable
 	// uploads: HEAD /update answers 405, Upload-Offset is ignored and an
 	// upload that ends early leaves nothing behind.
@@ -86,6 +90,9 @@ func (c Config) validate() error {
 	}
 	if c.Bandwidth < 0 {
 		return fmt.Errorf("--bandwidth must not be negative (got %d)", c.Bandwidth)
+	}
+	if c.MaxImage < 0 {
+		return fmt.Errorf("--max-image must not be negative (got %d)", c.MaxImage)
 	}
 	sum := 0.0
 	for _, s := range c.faultShares() {

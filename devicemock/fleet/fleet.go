@@ -22,11 +22,15 @@ type Fleet struct {
 	reboot    time.Duration
 	latency   time.Duration
 	bandwidth int64
-	resumable bool // devices keep partial uploads and answer HEAD /update
-	signed    bool // uploads must carry X-Firmware-Signature
-	keys      signing.Keys
-	clock     clock
-	onlineAt  time.Time // offline devices answer from then on; zero: never
+	maxImage  int64 // largest image an upload may carry, resumed part included
+	// uploadStall bounds how long one read of an upload body may wait for
+	// bytes: a client that stops sending does not hold its device forever.
+	uploadStall time.Duration
+	resumable   bool // devices keep partial uploads and answer HEAD /update
+	signed      bool // uploads must carry X-Firmware-Signature
+	keys        signing.Keys
+	clock       clock
+	onlineAt    time.Time // offline devices answer from then on; zero: never
 
 	devices []*device // sorted by id, the order of faults, stats and inventory
 	byID    map[string]*device
@@ -51,16 +55,18 @@ func newFleet(cfg Config, clk clock) (*Fleet, error) {
 	}
 	faults := assignFaults(len(records), cfg.Seed, cfg.faultShares())
 	f := &Fleet{
-		token:     cfg.Token,
-		reboot:    cfg.Reboot,
-		latency:   cfg.Latency,
-		bandwidth: cfg.Bandwidth,
-		resumable: !cfg.NoResume,
-		signed:    cfg.RequireSignature || len(cfg.FirmwareKeys) > 0,
-		keys:      cfg.FirmwareKeys,
-		clock:     clk,
-		devices:   make([]*device, len(records)),
-		byID:      make(map[string]*device, len(records)),
+		token:       cfg.Token,
+		reboot:      cfg.Reboot,
+		latency:     cfg.Latency,
+		bandwidth:   cfg.Bandwidth,
+		maxImage:    cmp.Or(cfg.MaxImage, DefaultMaxImage),
+		uploadStall: defaultUploadStall,
+		resumable:   !cfg.NoResume,
+		signed:      cfg.RequireSignature || len(cfg.FirmwareKeys) > 0,
+		keys:        cfg.FirmwareKeys,
+		clock:       clk,
+		devices:     make([]*device, len(records)),
+		byID:        make(map[string]*device, len(records)),
 	}
 	if cfg.OnlineAfter > 0 {
 		f.onlineAt = clk.Now().Add(cfg.OnlineAfter)

@@ -11,11 +11,11 @@ import (
 func (f *Fleet) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /devices/{id}/update", f.serveUpdate)
-	mux.HandleFunc("HEAD /devices/{id}/update", f.serveUploadOffset)
-	mux.HandleFunc("GET /devices/{id}/version", f.serveVersion)
-	mux.HandleFunc("GET /devices/{id}/health", f.serveHealth)
-	mux.HandleFunc("GET /_fleet/inventory", f.serveInventory)
-	mux.HandleFunc("GET /_fleet/stats", f.serveStats)
+	mux.HandleFunc("HEAD /devices/{id}/update", noBody(f.serveUploadOffset))
+	mux.HandleFunc("GET /devices/{id}/version", noBody(f.serveVersion))
+	mux.HandleFunc("GET /devices/{id}/health", noBody(f.serveHealth))
+	mux.HandleFunc("GET /_fleet/inventory", noBody(f.serveInventory))
+	mux.HandleFunc("GET /_fleet/stats", noBody(f.serveStats))
 	return mux
 }
 
@@ -91,8 +91,14 @@ func (f *Fleet) serveIfIdle(w http.ResponseWriter, r *http.Request, reply func(v
 	writeJSON(w, http.StatusOK, reply(version))
 }
 
+// serveInventory lists the devices at the address the client asked, in
+// the scheme it asked with.
 func (f *Fleet) serveInventory(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, f.Inventory("http://"+r.Host))
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	writeJSON(w, http.StatusOK, f.Inventory(scheme+r.Host))
 }
 
 func (f *Fleet) serveStats(w http.ResponseWriter, _ *http.Request) {

@@ -36,6 +36,9 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up, headersOK := f.readUploadHeaders(r)
+	if f.imageTooLarge(w, r, up.offset) {
+		return
+	}
 
 	verdict, from := d.admit(f.clock.Now(), up, headersOK)
 	switch verdict {
@@ -102,7 +105,11 @@ func (f *Fleet) readUploadHeaders(r *http.Request) (uploadHeaders, bool) {
 // ends early installs nothing and is kept as a partial.
 func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) {
 	hash := from.hash()
-	n, err := io.Copy(hash, f.body(r, d))
+	n, err := io.Copy(hash, f.body(w, r, d, from.offset))
+	if overImageLimit(err) {
+		f.refuseTooLarge(w)
+		return
+	}
 	if err != nil {
 		f.keepPartial(d, up, from.offset+n, hash)
 		writeError(w, http.StatusBadRequest, "incomplete upload: "+err.Error())
@@ -134,15 +141,19 @@ func (f *Fleet) dropMidStream(w http.ResponseWriter, r *http.Request, d *device,
 	}
 	hash := from.hash()
 	// Whatever the read returns, the device is going down.
-	n, _ := io.CopyN(hash, f.body(r, d), half)
+	n, _ := io.CopyN(hash, f.body(w, r, d, from.offset), half)
 	f.keepPartial(d, up, from.offset+n, hash)
 	hangUp(w)
 }
 
-// body is the request body as the device reads it: counted in the device's
-// bytes and, with a bandwidth set, no faster than that.
-func (f *Fleet) body(r *http.Request, d *device) io.Reader {
-	var body io.Reader = &countingReader{r: r.Body, count: &d.bytes}
+// body is the request body as the device reads it: at most the image
+// limit less the offset it resumes from, each read given a stall deadline,
+// counted in the device's bytes and, with a bandwidth set, no faster than
+// that.
+func (f *Fleet) body(w http.ResponseWriter, r *http.Request, d *device, offset int64) io.Reader {
+	limited := http.MaxBytesReader(w, r.Body, max(0, f.maxImage-offset))
+	timed := stallDeadline{r: limited, rc: http.NewResponseController(w), stall: f.uploadStall}
+	var body io.Reader = &countingReader{r: timed, count: &d.bytes}
 	if f.bandwidth > 0 {
 		body = newThrottledReader(r.Context(), body, f.bandwidth, f.clock)
 	}
