@@ -390,6 +390,7 @@ func TestHugeAnswersAreNotBuffered(t *testing.T) {
 				}
 			}
 			dev := newFakeDevice(t, func(d *fakeDevice) {
+				d.listener = func(l net.Listener) net.Listener { return smallBufferListener{l} }
 				if tc.versionCode != 0 {
 					d.versionFn = func(w http.ResponseWriter, _ *http.Request) { hugeAnswer(w, tc.versionCode, tc.version) }
 				}
@@ -403,7 +404,6 @@ func TestHugeAnswersAreNotBuffered(t *testing.T) {
 					hugeAnswer(w, tc.updateCode, tc.update)
 				}
 			})
-			dev.Listener = smallBufferListener{dev.Listener}
 			client, read := smallBufferClient()
 			res, err := newHarness(t, withClient(client)).push(pushRequest(dev.address(), im.firmware(url)))
 			tc.check(t, res, err)

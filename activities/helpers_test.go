@@ -478,6 +478,7 @@ type fakeDevice struct {
 	versionFn      func(w http.ResponseWriter, r *http.Request)
 	updateFn       func(w http.ResponseWriter, r *http.Request, body *countingBody)
 	headFn         func(w http.ResponseWriter, r *http.Request) // HEAD /update; 404 when nil
+	listener       func(net.Listener) net.Listener              // wraps the listener before the server starts
 	versionHeaders []http.Header
 	headHeaders    []http.Header
 	uploads        []upload
@@ -564,7 +565,11 @@ func newFakeDevice(t *testing.T, configure func(*fakeDevice)) *fakeDevice {
 		d.other.Add(1)
 		http.NotFound(w, r)
 	})
-	d.Server = httptest.NewServer(mux)
+	d.Server = httptest.NewUnstartedServer(mux)
+	if d.listener != nil {
+		d.Listener = d.listener(d.Listener)
+	}
+	d.Start()
 	t.Cleanup(d.Close)
 	return d
 }
