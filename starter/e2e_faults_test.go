@@ -68,7 +68,7 @@ var faultMatrix = []faultCase{
 // what happened is printed (the README quotes it).
 func TestE2EFaultMatrix(t *testing.T) {
 	s := newStack(t, sharedServer)
-	devices := startFleet(t, "--devices", "42", "--version", "1.0.0", "--reboot", "200ms", "--seed", "4",
+	devices := startFleet(t, "--devices", "42", "--version", "1.0.0", "--reboot", "1s", "--seed", "4",
 		"--fail-5xx", "0.0715", "--fail-429", "0.0715", "--wrong-version", "0.0715", "--offline", "0.0715")
 	s.startWorker()
 	images := map[int]string{}

@@ -28,7 +28,7 @@ import (
 // stores them in testdata/histories for workflows/replay_test.go.
 func TestE2EHistoriesReplay(t *testing.T) {
 	s := newStack(t, sharedServer)
-	devices := startFleet(t, "--devices", "80", "--version", "1.0.0", "--reboot", "100ms",
+	devices := startFleet(t, "--devices", "80", "--version", "1.0.0", "--reboot", "1s",
 		"--fail-5xx", "0.1", "--fail-4xx", "0.05", "--wrong-version", "0.05", "--seed", "5")
 	s.startWorker()
 	image, _ := firmwareImage(t, 8<<10)
