@@ -36,6 +36,13 @@ func runWorker(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("worker: --%s must be at least %d, got %d", f.name, f.min, c.Int(f.name)), 2)
 		}
 	}
+	if _, err := connection.Options(c); err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
+	codecEndpoint, err := newCodecEndpoint(c, logger)
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
 	if size := c.Int("sticky-cache-size"); size > 0 {
 		worker.SetStickyWorkflowCacheSize(size)
 	}
@@ -62,6 +69,13 @@ func runWorker(c *cli.Context) error {
 		stop, err := serveCheckins(addr, checkin.Handler(cl, c.String("task-queue"), logger), logger)
 		if err != nil {
 			return cli.Exit("worker: --checkin-listen: "+err.Error(), 2)
+		}
+		defer stop()
+	}
+	if codecEndpoint != nil {
+		stop, err := codecEndpoint.serve(logger)
+		if err != nil {
+			return cli.Exit("worker: --codec-listen: "+err.Error(), 2)
 		}
 		defer stop()
 	}
