@@ -22,9 +22,14 @@ import (
 // process's environment, and returns its output and exit code.
 func runBinary(t *testing.T, env []string, name string, args ...string) (string, int) {
 	t.Helper()
+	return runCommand(t, env, filepath.Join(binDir, name), args...)
+}
+
+func runCommand(t *testing.T, env []string, path string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, name), args...)
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if exit, ok := err.(*exec.ExitError); ok {
@@ -34,13 +39,15 @@ func runBinary(t *testing.T, env []string, name string, args ...string) (string,
 	return string(out), 0
 }
 
-func randomHex(t *testing.T, n int) string {
+func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	_, err := rand.Read(b)
 	require.NoError(t, err)
-	return hex.EncodeToString(b)
+	return b
 }
+
+func randomHex(t *testing.T, n int) string { return hex.EncodeToString(randomBytes(t, n)) }
 
 // requireEveryDeviceUpdatedOnce checks devicemock's own count.
 func requireEveryDeviceUpdatedOnce(t *testing.T, devices *fleetSim, n int, version string) {
@@ -165,7 +172,8 @@ func TestE2ETemporalTLS(t *testing.T) {
 		out, code := runBinary(t, tlsEnv(stranger, apiKey), "starter", "list")
 		assert.Equal(t, 1, code, out)
 		requireOneLine(t, out)
-		assert.Contains(t, out, "tls: unknown certificate authority")
+		assert.Contains(t, out, "starter: cannot reach Temporal at "+proxy.addr)
+		assert.Contains(t, out, "if the server requires mTLS, check that it trusts the CA that signed --tls-cert")
 	})
 
 	t.Run("server name", func(t *testing.T) {

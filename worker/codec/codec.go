@@ -151,3 +151,22 @@ func (c *Codec) keyIDs() []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// NoKeys is the codec of a process without codec keys: it writes
+// plaintext, and refuses encrypted payloads with an error that says what
+// is missing, instead of the SDK's "payload encoding is not supported".
+type NoKeys struct{}
+
+// Encode leaves payloads as they are.
+func (NoKeys) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) { return payloads, nil }
+
+// Decode passes plaintext payloads through and refuses encrypted ones.
+func (NoKeys) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	for _, p := range payloads {
+		if string(p.GetMetadata()[MetadataEncoding]) == EncodingEncrypted {
+			return nil, fmt.Errorf("payload is encrypted (codec key %s) and no codec key is configured: set $%s or --codec-key-file",
+				p.GetMetadata()[MetadataKeyID], KeyEnv)
+		}
+	}
+	return payloads, nil
+}

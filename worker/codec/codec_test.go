@@ -185,3 +185,19 @@ func TestLoadFromEnvAndFile(t *testing.T) {
 	_, err = codec.Load("")
 	assert.ErrorContains(t, err, "$ROLLOUT_CODEC_KEY: no key")
 }
+
+func TestWithoutKeysEncryptedPayloadsSayWhatIsMissing(t *testing.T) {
+	key := newKey(t)
+	encrypted, err := newCodec(t, key).Encode([]*commonpb.Payload{{Data: []byte("x")}})
+	require.NoError(t, err)
+	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}
+
+	out, err := codec.NoKeys{}.Encode([]*commonpb.Payload{plain})
+	require.NoError(t, err)
+	assert.Same(t, plain, out[0], "nothing is encrypted")
+	out, err = codec.NoKeys{}.Decode([]*commonpb.Payload{plain})
+	require.NoError(t, err)
+	assert.Same(t, plain, out[0])
+	_, err = codec.NoKeys{}.Decode([]*commonpb.Payload{plain, encrypted[0]})
+	assert.EqualError(t, err, "payload is encrypted (codec key "+codec.KeyID(key)+") and no codec key is configured: set $ROLLOUT_CODEC_KEY or --codec-key-file")
+}

@@ -64,6 +64,6 @@ func Dial(c *cli.Context, logger *slog.Logger) (client.Client, error) {
 	}
 	logger.Info("connected to Temporal", "address", c.String("address"), "namespace", c.String("namespace"),
 		"tls", opts.ConnectionOptions.TLS != nil, "clientCertificate", c.String("tls-cert") != "",
-		"apiKey", opts.Credentials != nil, "payloadEncryption", opts.DataConverter != nil)
+		"apiKey", opts.Credentials != nil, "payloadEncryption", encrypting(c))
 	return cl, nil
 }

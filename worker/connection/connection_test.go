@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -108,8 +109,16 @@ func TestPlaintextByDefault(t *testing.T) {
 	assert.Equal(t, "default", opts.Namespace)
 	assert.Nil(t, opts.ConnectionOptions.TLS)
 	assert.Nil(t, opts.Credentials)
-	assert.Nil(t, opts.DataConverter)
+	assert.Equal(t, "json/plain", encoding(t, opts), "payloads stay plaintext")
 	assert.Nil(t, opts.FailureConverter)
+}
+
+// encoding is how opts store a payload.
+func encoding(t *testing.T, opts client.Options) string {
+	t.Helper()
+	p, err := opts.DataConverter.ToPayload(map[string]string{"url": "https://fw.example.com/2.4.0.bin"})
+	require.NoError(t, err)
+	return string(p.Metadata["encoding"])
 }
 
 func TestMutualTLSFromFlags(t *testing.T) {
@@ -207,8 +216,11 @@ func TestCodecKeySetsTheConverters(t *testing.T) {
 	t.Setenv("ROLLOUT_CODEC_KEY", base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	opts, err := options(t)
 	require.NoError(t, err)
-	assert.NotNil(t, opts.DataConverter)
-	assert.NotNil(t, opts.FailureConverter, "failure messages are encrypted too")
+	assert.Equal(t, "binary/encrypted", encoding(t, opts))
+	require.NotNil(t, opts.FailureConverter, "failure messages are encrypted too")
+	failure := opts.FailureConverter.ErrorToFailure(errors.New("push: device answered 403 Forbidden"))
+	assert.Equal(t, "Encoded failure", failure.GetMessage())
+	assert.Equal(t, "binary/encrypted", string(failure.GetEncodedAttributes().GetMetadata()["encoding"]))
 }
 
 func TestBadCombinationsAndFiles(t *testing.T) {

@@ -97,16 +97,23 @@ func applySecurity(c *cli.Context, opts *client.Options) error {
 	if err != nil {
 		return err
 	}
-	if cdc != nil {
-		opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), cdc)
-		// Failure messages and stack traces go through the codec too:
-		// they can quote URLs and device answers.
-		opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
-			DataConverter:          opts.DataConverter,
-			EncodeCommonAttributes: true,
-		})
+	if cdc == nil {
+		opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), codec.NoKeys{})
+		return nil
 	}
+	opts.DataConverter = converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), cdc)
+	// Failure messages and stack traces go through the codec too: they
+	// can quote URLs and device answers.
+	opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          opts.DataConverter,
+		EncodeCommonAttributes: true,
+	})
 	return nil
+}
+
+// encrypting says whether valid settings encrypt payloads.
+func encrypting(c *cli.Context) bool {
+	return c.String("codec-key-file") != "" || os.Getenv(codec.KeyEnv) != ""
 }
 
 // readAPIKey reads the key from --api-key ($TEMPORAL_API_KEY) or
@@ -131,14 +138,20 @@ func readAPIKey(c *cli.Context) (string, error) {
 }
 
 // dialHint explains a connection cut without a reason. Over TLS 1.3 a
-// server that requires a client certificate closes the connection after
-// the handshake, and the client often sees only a broken pipe.
+// server that refuses the client's certificate, or its absence, closes
+// the connection after the handshake, and the client often sees only a
+// broken pipe. A refused connection or a server certificate this client
+// rejected (x509) speaks for itself.
 func dialHint(opts client.Options, err error) string {
+	conf := opts.ConnectionOptions.TLS
 	var unavailable *serviceerror.Unavailable
-	if conf := opts.ConnectionOptions.TLS; conf != nil && len(conf.Certificates) == 0 && errors.As(err, &unavailable) {
+	if conf == nil || !errors.As(err, &unavailable) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "x509:") {
+		return ""
+	}
+	if len(conf.Certificates) == 0 {
 		return "; TLS is on without a client certificate: if the server requires one (mTLS), give --tls-cert and --tls-key"
 	}
-	return ""
+	return "; if the server requires mTLS, check that it trusts the CA that signed --tls-cert"
 }
 
 // tlsConfig is nil for a plaintext connection. TLS is on when asked for,
