@@ -50,8 +50,8 @@ type frontendPKI struct {
 	caFile string
 }
 
-// tlsFiles are a certificate and its key, in PEM files.
-type tlsFiles struct{ cert, key string }
+// pemPair are a certificate and its key, in PEM files.
+type pemPair struct{ cert, key string }
 
 func newFrontendPKI(t *testing.T) *frontendPKI {
 	t.Helper()
@@ -80,7 +80,7 @@ func (p *frontendPKI) write(t *testing.T, name, kind string, der []byte) string 
 
 // issue signs a certificate for a client (its name is the common name) or
 // a server (DNS names or IP addresses).
-func (p *frontendPKI) issue(t *testing.T, name string, usage x509.ExtKeyUsage, dnsNames []string, ips []net.IP) tlsFiles {
+func (p *frontendPKI) issue(t *testing.T, name string, usage x509.ExtKeyUsage, dnsNames []string, ips []net.IP) pemPair {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -96,13 +96,13 @@ func (p *frontendPKI) issue(t *testing.T, name string, usage x509.ExtKeyUsage, d
 	require.NoError(t, err)
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
-	return tlsFiles{
+	return pemPair{
 		cert: p.write(t, name+".pem", "CERTIFICATE", der),
 		key:  p.write(t, name+"-key.pem", "EC PRIVATE KEY", keyDER),
 	}
 }
 
-func (p *frontendPKI) client(t *testing.T, name string) tlsFiles {
+func (p *frontendPKI) client(t *testing.T, name string) pemPair {
 	return p.issue(t, name, x509.ExtKeyUsageClientAuth, nil, nil)
 }
 

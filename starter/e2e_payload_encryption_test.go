@@ -41,9 +41,9 @@ import (
 func TestE2EPayloadEncryption(t *testing.T) {
 	s := newStack(t, sharedServer)
 	devices := startFleet(t, "--devices", "20", "--version", "1.0.0", "--reboot", "100ms", "--fail-4xx", "0.1", "--seed", "4")
-	key := randomBytes(t, codec.KeySize)
+	key := randomSecretBytes(t, codec.KeySize)
 	keyEnv := "ROLLOUT_CODEC_KEY=" + base64.StdEncoding.EncodeToString(key)
-	token := randomHex(t, 24)
+	token := randomSecretHex(t, 24)
 	pki := newFrontendPKI(t)
 	endpointCert := pki.issue(t, "codec-endpoint", x509.ExtKeyUsageServerAuth, nil, []net.IP{net.IPv4(127, 0, 0, 1)})
 	endpoint := "https://127.0.0.1:" + freePort()
@@ -52,7 +52,7 @@ func TestE2EPayloadEncryption(t *testing.T) {
 		"--codec-tls-cert", endpointCert.cert, "--codec-tls-key", endpointCert.key)...)
 	image, digest := firmwareImage(t, 32<<10)
 
-	out, code := runBinary(t, []string{keyEnv}, "starter", append(s.connectionArgs(), "start", "--id", "encrypted",
+	out, code := runBinaryEnv(t, []string{keyEnv}, "starter", append(s.connectionArgs(), "start", "--id", "encrypted",
 		"--inventory", devices.inventory(), "--firmware", image, "--version", "2.0.0", "--wait")...)
 	require.Equal(t, 1, code, out)
 	assert.Contains(t, out, "18 updated, 0 already current, 2 failed")
@@ -68,7 +68,7 @@ func TestE2EPayloadEncryption(t *testing.T) {
 		}
 	}
 
-	out, code = runBinary(t, []string{keyEnv}, "starter", append(s.connectionArgs(), "status", "encrypted", "--json")...)
+	out, code = runBinaryEnv(t, []string{keyEnv}, "starter", append(s.connectionArgs(), "status", "encrypted", "--json")...)
 	require.Equal(t, 1, code, out)
 	var report workflows.Report
 	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
@@ -77,7 +77,7 @@ func TestE2EPayloadEncryption(t *testing.T) {
 	assert.Contains(t, report.Failures[0].Reason, "403 Forbidden")
 
 	// The server's copy, read by a client without the codec.
-	histories := s.rawHistories("encrypted", 21)
+	histories := s.storedHistories("encrypted", 21)
 	plaintext := []string{image, digest, devices.inventory(), devices.url, "403 Forbidden"}
 	encrypted := 0
 	var rolloutInput *commonpb.Payloads
@@ -88,7 +88,7 @@ func TestE2EPayloadEncryption(t *testing.T) {
 			for _, secret := range plaintext {
 				require.NotContains(t, string(raw), secret, "%s event %d", run, event.GetEventId())
 			}
-			eachPayload(event.ProtoReflect(), func(p *commonpb.Payload) {
+			eachStoredPayload(event.ProtoReflect(), func(p *commonpb.Payload) {
 				encrypted++
 				require.Equal(t, codec.EncodingEncrypted, string(p.GetMetadata()[codec.MetadataEncoding]), "%s event %d: %v", run, event.GetEventId(), p)
 				require.Equal(t, codec.KeyID(key), string(p.GetMetadata()[codec.MetadataKeyID]))
@@ -135,7 +135,7 @@ func TestE2EPayloadEncryption(t *testing.T) {
 	assert.Equal(t, "encrypted", spec.ID)
 	assert.Equal(t, "file://"+image, spec.Firmware.URL)
 	assert.Equal(t, digest, spec.Firmware.SHA256)
-	for _, authorization := range []string{"", "Bearer " + randomHex(t, 24), token} {
+	for _, authorization := range []string{"", "Bearer " + randomSecretHex(t, 24), token} {
 		status, refused := decode(authorization)
 		assert.Equal(t, http.StatusUnauthorized, status, "Authorization %q", authorization)
 		assert.NotContains(t, string(refused), image)
@@ -148,7 +148,7 @@ func TestE2EPayloadEncryption(t *testing.T) {
 	out, err = execOutput(temporal, show...)
 	require.NoError(t, err, out)
 	assert.Equal(t, codec.EncodingEncrypted, string(cliRolloutInput(t, out).GetMetadata()[codec.MetadataEncoding]))
-	out, code = runCommand(t, []string{"SSL_CERT_FILE=" + pki.caFile}, temporal, append(show,
+	out, code = runCommandEnv(t, []string{"SSL_CERT_FILE=" + pki.caFile}, temporal, append(show,
 		"--codec-endpoint", endpoint+"/default", "--codec-auth", "Bearer "+token)...)
 	require.Equal(t, 0, code, out)
 	spec = workflows.Spec{}
@@ -156,9 +156,9 @@ func TestE2EPayloadEncryption(t *testing.T) {
 	assert.Equal(t, "file://"+image, spec.Firmware.URL)
 
 	// Without the key the starter cannot read the report, and says why.
-	out, code = runBinary(t, nil, "starter", append(s.connectionArgs(), "status", "encrypted")...)
+	out, code = runBinaryEnv(t, nil, "starter", append(s.connectionArgs(), "status", "encrypted")...)
 	assert.Equal(t, 1, code, out)
-	requireOneLine(t, out)
+	requireOneLineError(t, out)
 	assert.Contains(t, out, "payload is encrypted (codec key "+codec.KeyID(key)+") and no codec key is configured: set $ROLLOUT_CODEC_KEY or --codec-key-file")
 }
 
@@ -173,9 +173,9 @@ func cliRolloutInput(t *testing.T, out string) *commonpb.Payload {
 	return payloads[0]
 }
 
-// rawHistories waits for n closed runs of the rollout's workflows in
+// storedHistories waits for n closed runs of the rollout's workflows in
 // visibility and returns their histories as the server stores them.
-func (s *stack) rawHistories(rolloutID string, n int) map[string][]*historypb.HistoryEvent {
+func (s *stack) storedHistories(rolloutID string, n int) map[string][]*historypb.HistoryEvent {
 	s.t.Helper()
 	query := fmt.Sprintf("RolloutID = '%s' AND ExecutionStatus != 'Running'", rolloutID)
 	var runs [][2]string
@@ -200,9 +200,9 @@ func (s *stack) rawHistories(rolloutID string, n int) map[string][]*historypb.Hi
 	return histories
 }
 
-// eachPayload visits every payload in m except search attributes, which
+// eachStoredPayload visits every payload in m except search attributes, which
 // stay plaintext so that they can be queried.
-func eachPayload(m protoreflect.Message, visit func(*commonpb.Payload)) {
+func eachStoredPayload(m protoreflect.Message, visit func(*commonpb.Payload)) {
 	switch v := m.Interface().(type) {
 	case *commonpb.Payload:
 		visit(v)
@@ -214,15 +214,15 @@ func eachPayload(m protoreflect.Message, visit func(*commonpb.Payload)) {
 		switch {
 		case fd.IsList() && fd.Message() != nil:
 			for i := range v.List().Len() {
-				eachPayload(v.List().Get(i).Message(), visit)
+				eachStoredPayload(v.List().Get(i).Message(), visit)
 			}
 		case fd.IsMap() && fd.MapValue().Message() != nil:
 			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				eachPayload(mv.Message(), visit)
+				eachStoredPayload(mv.Message(), visit)
 				return true
 			})
 		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
-			eachPayload(v.Message(), visit)
+			eachStoredPayload(v.Message(), visit)
 		}
 		return true
 	})

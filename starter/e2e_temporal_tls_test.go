@@ -4,68 +4,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 )
-
-// runBinary runs a built binary to completion with env added to this
-// process's environment, and returns its output and exit code.
-func runBinary(t *testing.T, env []string, name string, args ...string) (string, int) {
-	t.Helper()
-	return runCommand(t, env, filepath.Join(binDir, name), args...)
-}
-
-func runCommand(t *testing.T, env []string, path string, args ...string) (string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if exit, ok := err.(*exec.ExitError); ok {
-		return string(out), exit.ExitCode()
-	}
-	require.NoError(t, err)
-	return string(out), 0
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return b
-}
-
-func randomHex(t *testing.T, n int) string { return hex.EncodeToString(randomBytes(t, n)) }
-
-// requireEveryDeviceUpdatedOnce checks devicemock's own count.
-func requireEveryDeviceUpdatedOnce(t *testing.T, devices *fleetSim, n int, version string) {
-	t.Helper()
-	st := devices.stats(t)
-	require.Len(t, st.Devices, n)
-	for _, d := range st.Devices {
-		assert.Equal(t, version, d.Version, d.ID)
-		assert.EqualValues(t, 1, d.Installs, d.ID)
-	}
-}
-
-// requireOneLine checks a failure is reported in one line.
-func requireOneLine(t *testing.T, out string) {
-	t.Helper()
-	require.NotEmpty(t, strings.TrimSpace(out))
-	require.Equal(t, 1, len(scanLines(strings.TrimSpace(out))), "one line, got:\n%s", out)
-}
 
 // The worker and the starter reach Temporal only through a frontend that
 // requires a client certificate from its CA and an API key: configured
@@ -74,14 +20,14 @@ func requireOneLine(t *testing.T, out string) {
 // and a server name that does not match each fail in one clear line.
 func TestE2ETemporalTLS(t *testing.T) {
 	pki := newFrontendPKI(t)
-	apiKey := "api-" + randomHex(t, 16)
+	apiKey := "api-" + randomSecretHex(t, 16)
 	proxy := startFrontendProxy(t, sharedServer.hostPort, pki, apiKey)
 	image, _ := firmwareImage(t, 64<<10)
 	apiKeyFile := filepath.Join(t.TempDir(), "api-key")
 	require.NoError(t, os.WriteFile(apiKeyFile, []byte(apiKey+"\n"), 0o600))
 
 	// tlsEnv is a complete connection by environment variables only.
-	tlsEnv := func(client tlsFiles, key string) []string {
+	tlsEnv := func(client pemPair, key string) []string {
 		return []string{
 			"TEMPORAL_ADDRESS=" + proxy.addr,
 			"TEMPORAL_NAMESPACE=default",
@@ -98,7 +44,7 @@ func TestE2ETemporalTLS(t *testing.T) {
 		devices := startFleet(t, "--devices", "20", "--version", "1.0.0", "--reboot", "100ms")
 		startProc(t, tlsEnv(pki.client(t, "worker-env"), apiKey), "worker", "--task-queue", s.taskQueue)
 
-		out, code := runBinary(t, tlsEnv(pki.client(t, "starter-env"), apiKey), "starter", "--task-queue", s.taskQueue,
+		out, code := runBinaryEnv(t, tlsEnv(pki.client(t, "starter-env"), apiKey), "starter", "--task-queue", s.taskQueue,
 			"start", "--id", "tls-env", "--inventory", devices.inventory(), "--firmware", image, "--version", "2.0.0", "--wait")
 		require.Equal(t, 0, code, out)
 		assert.Contains(t, out, "rollout tls-env completed")
@@ -111,7 +57,7 @@ func TestE2ETemporalTLS(t *testing.T) {
 	t.Run("flags", func(t *testing.T) {
 		s := newStack(t, sharedServer)
 		devices := startFleet(t, "--devices", "20", "--version", "1.0.0", "--reboot", "100ms")
-		flags := func(client tlsFiles) []string {
+		flags := func(client pemPair) []string {
 			return []string{"--address", proxy.addr, "--namespace", "default", "--task-queue", s.taskQueue, "--tls",
 				"--tls-cert", client.cert, "--tls-key", client.key, "--tls-ca", pki.caFile, "--tls-server-name", frontendName}
 		}
@@ -119,7 +65,7 @@ func TestE2ETemporalTLS(t *testing.T) {
 
 		args := append(flags(pki.client(t, "starter-flags")), "--api-key", apiKey,
 			"start", "--id", "tls-flags", "--inventory", devices.inventory(), "--firmware", image, "--version", "2.0.0", "--wait")
-		out, code := runBinary(t, nil, "starter", args...)
+		out, code := runBinaryEnv(t, nil, "starter", args...)
 		require.Equal(t, 0, code, out)
 		assert.Contains(t, out, "rollout tls-flags completed")
 		requireEveryDeviceUpdatedOnce(t, devices, 20, "2.0.0")
@@ -127,7 +73,7 @@ func TestE2ETemporalTLS(t *testing.T) {
 		assert.Equal(t, 1, proxy.callsFrom("starter-flags", "StartWorkflowExecution"))
 
 		// The status through the proxy reads the same report.
-		out, code = runBinary(t, nil, "starter", append(flags(pki.client(t, "status-flags")), "--api-key", apiKey, "status", "tls-flags")...)
+		out, code = runBinaryEnv(t, nil, "starter", append(flags(pki.client(t, "status-flags")), "--api-key", apiKey, "status", "tls-flags")...)
 		require.Equal(t, 0, code, out)
 		assert.Contains(t, out, "20 updated")
 	})
@@ -135,11 +81,11 @@ func TestE2ETemporalTLS(t *testing.T) {
 	t.Run("wrong API key", func(t *testing.T) {
 		s := newStack(t, sharedServer)
 		devices := startFleet(t, "--devices", "2", "--version", "1.0.0")
-		wrongKey := "api-" + randomHex(t, 16)
-		out, code := runBinary(t, tlsEnv(pki.client(t, "starter-wrong-key"), wrongKey), "starter", "--task-queue", s.taskQueue,
+		wrongKey := "api-" + randomSecretHex(t, 16)
+		out, code := runBinaryEnv(t, tlsEnv(pki.client(t, "starter-wrong-key"), wrongKey), "starter", "--task-queue", s.taskQueue,
 			"start", "--id", "tls-wrong-key", "--inventory", devices.inventory(), "--firmware", image, "--version", "2.0.0")
 		assert.Equal(t, 1, code, out)
-		requireOneLine(t, out)
+		requireOneLineError(t, out)
 		assert.Contains(t, out, "starter: cannot reach Temporal at "+proxy.addr+" (namespace default)")
 		assert.Contains(t, out, "invalid API key")
 		assert.NotContains(t, out, wrongKey, "the key is never printed")
@@ -147,7 +93,7 @@ func TestE2ETemporalTLS(t *testing.T) {
 		var notFound *serviceerror.NotFound
 		assert.ErrorAs(t, err, &notFound, "nothing started")
 
-		out, code = runBinary(t, tlsEnv(pki.client(t, "worker-wrong-key"), wrongKey), "worker", "--task-queue", s.taskQueue)
+		out, code = runBinaryEnv(t, tlsEnv(pki.client(t, "worker-wrong-key"), wrongKey), "worker", "--task-queue", s.taskQueue)
 		assert.Equal(t, 1, code, out)
 		assert.Contains(t, out, "worker: cannot reach Temporal at "+proxy.addr)
 		assert.Contains(t, out, "invalid API key")
@@ -155,12 +101,12 @@ func TestE2ETemporalTLS(t *testing.T) {
 	})
 
 	t.Run("no client certificate", func(t *testing.T) {
-		out, code := runBinary(t, []string{
+		out, code := runBinaryEnv(t, []string{
 			"TEMPORAL_ADDRESS=" + proxy.addr, "TEMPORAL_API_KEY=" + apiKey,
 			"TEMPORAL_TLS_SERVER_CA_CERT_PATH=" + pki.caFile, "TEMPORAL_TLS_SERVER_NAME=" + frontendName,
 		}, "starter", "list")
 		assert.Equal(t, 1, code, out)
-		requireOneLine(t, out)
+		requireOneLineError(t, out)
 		assert.Contains(t, out, "starter: cannot reach Temporal at "+proxy.addr)
 		// Over TLS 1.3 the client learns of the refusal after the
 		// handshake, as a "certificate required" alert or a broken pipe.
@@ -169,9 +115,9 @@ func TestE2ETemporalTLS(t *testing.T) {
 
 	t.Run("client certificate from another CA", func(t *testing.T) {
 		stranger := newFrontendPKI(t).client(t, "stranger")
-		out, code := runBinary(t, tlsEnv(stranger, apiKey), "starter", "list")
+		out, code := runBinaryEnv(t, tlsEnv(stranger, apiKey), "starter", "list")
 		assert.Equal(t, 1, code, out)
-		requireOneLine(t, out)
+		requireOneLineError(t, out)
 		assert.Contains(t, out, "starter: cannot reach Temporal at "+proxy.addr)
 		assert.Contains(t, out, "if the server requires mTLS, check that it trusts the CA that signed --tls-cert")
 	})
@@ -179,17 +125,17 @@ func TestE2ETemporalTLS(t *testing.T) {
 	t.Run("server name", func(t *testing.T) {
 		env := tlsEnv(pki.client(t, "starter-server-name"), apiKey)
 		withoutName := env[:len(env)-1]
-		out, code := runBinary(t, withoutName, "starter", "list")
+		out, code := runBinaryEnv(t, withoutName, "starter", "list")
 		assert.Equal(t, 1, code, out)
-		requireOneLine(t, out)
+		requireOneLineError(t, out)
 		assert.Contains(t, out, "x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs")
 
-		out, code = runBinary(t, append(withoutName, "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=true"), "starter", "list")
+		out, code = runBinaryEnv(t, append(withoutName, "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=true"), "starter", "list")
 		assert.Equal(t, 0, code, out)
 
 		// Without the CA, the chain is still checked.
 		client := pki.client(t, "starter-no-ca")
-		out, code = runBinary(t, []string{
+		out, code = runBinaryEnv(t, []string{
 			"TEMPORAL_ADDRESS=" + proxy.addr, "TEMPORAL_API_KEY=" + apiKey, "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=true",
 			"TEMPORAL_TLS_CLIENT_CERT_PATH=" + client.cert, "TEMPORAL_TLS_CLIENT_KEY_PATH=" + client.key,
 		}, "starter", "list")
@@ -205,16 +151,16 @@ func TestE2ETemporalTLS(t *testing.T) {
 				if bin == "starter" {
 					args = append(args, "list")
 				}
-				return runBinary(t, env, bin, append([]string{"--address", proxy.addr}, args...)...)
+				return runBinaryEnv(t, env, bin, append([]string{"--address", proxy.addr}, args...)...)
 			}
 			out, code := run(nil, "--tls-cert", client.cert)
 			assert.Equal(t, 2, code, out)
-			requireOneLine(t, out)
+			requireOneLineError(t, out)
 			assert.Contains(t, out, bin+": --tls-cert ($TEMPORAL_TLS_CLIENT_CERT_PATH) needs --tls-key ($TEMPORAL_TLS_CLIENT_KEY_PATH)")
 
 			out, code = run([]string{"TEMPORAL_TLS_SERVER_CA_CERT_PATH=" + missing})
 			assert.Equal(t, 2, code, out)
-			requireOneLine(t, out)
+			requireOneLineError(t, out)
 			assert.Contains(t, out, bin+": --tls-ca: open "+missing+": no such file or directory")
 		}
 	})
