@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/dovaclean/go-update-orchestrator/activities/signing"
@@ -31,6 +32,9 @@ type Activities struct {
 	// Temporal lets WatchDevice signal a device's presence workflow, and a
 	// rollback read which devices the rolled-back rollout updated.
 	Temporal client.Client
+	// Payloads decodes the histories a rollback reads, with the client's
+	// codec when payloads are encrypted; nil is the SDK's default.
+	Payloads converter.DataConverter
 
 	updated updatedCache
 }

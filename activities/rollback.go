@@ -98,7 +98,10 @@ func (a *Activities) readUpdated(ctx context.Context, rolloutID string, expect i
 func (a *Activities) deviceUpdateRecord(ctx context.Context, workflowID, runID string) (workflows.DeviceRequest, workflows.DeviceResult, error) {
 	var req workflows.DeviceRequest
 	var result workflows.DeviceResult
-	dc := converter.GetDefaultDataConverter()
+	dc := a.Payloads
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
 	events := a.Temporal.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for events.HasNext() {
 		e, err := events.Next()

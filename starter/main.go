@@ -55,6 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		Flags:           connection.Flags(),
+		Before:          checkConnection,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // run() prints and exits
 		OnUsageError:    usageError,
@@ -73,6 +74,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			signCommand(),
 		},
 	}
+}
+
+// checkConnection refuses bad connection settings (a certificate without
+// its key, an unreadable file) before any command runs.
+func checkConnection(c *cli.Context) error {
+	if _, err := connection.Options(c); err != nil {
+		return badInput("%v", err)
+	}
+	return nil
 }
 
 // usageError makes every usage problem (unknown flag, missing argument)

@@ -104,7 +104,7 @@ func endedRollout(c *cli.Context, cl client.Client, id string) (workflows.Spec, 
 			return spec, report, failed("reading rollout %s: %v", id, err)
 		}
 		if started := e.GetWorkflowExecutionStartedEventAttributes(); started != nil {
-			if err := converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &spec); err != nil {
+			if err := payloads(c).FromPayloads(started.GetInput(), &spec); err != nil {
 				return spec, report, failed("reading the spec of rollout %s: %v", id, err)
 			}
 		}
@@ -138,4 +138,14 @@ func rollbackSpec(c *cli.Context, original workflows.Spec, report workflows.Repo
 		spec.MaxConcurrent = c.Int("max-concurrent")
 	}
 	return spec, spec.Validate()
+}
+
+// payloads decodes history payloads as the starter's client does, with
+// the codec when payloads are encrypted.
+func payloads(c *cli.Context) converter.DataConverter {
+	opts, err := connection.Options(c) // checked before any command ran
+	if err != nil || opts.DataConverter == nil {
+		return converter.GetDefaultDataConverter()
+	}
+	return opts.DataConverter
 }

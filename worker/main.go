@@ -18,7 +18,7 @@ func main() {
 	app := &cli.App{
 		Name:  "worker",
 		Usage: "run firmware rollouts: polls the task queue and pushes images to devices",
-		Flags: append(append(connection.Flags(), deviceTLSFlags()...),
+		Flags: append(append(append(connection.Flags(), deviceTLSFlags()...), codecEndpointFlags()...),
 			&cli.StringFlag{
 				Name:  "device-token-file",
 				Usage: "read the devices' bearer token from `FILE` (default: $DEVICE_TOKEN)",

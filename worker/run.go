@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/dovaclean/go-update-orchestrator/activities"
@@ -49,6 +50,13 @@ func runWorker(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("worker: --%s must be at least %d, got %d", f.name, f.min, c.Int(f.name)), 2)
 		}
 	}
+	if _, err := connection.Options(c); err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
+	codecEndpoint, err := newCodecEndpoint(c, logger)
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
 	if size := c.Int("sticky-cache-size"); size > 0 {
 		worker.SetStickyWorkflowCacheSize(size)
 	}
@@ -61,7 +69,11 @@ func runWorker(c *cli.Context) error {
 		defer stop()
 		metrics = handler
 	}
-	cl, err := connection.Dial(c, logger, func(o *client.Options) { o.MetricsHandler = metrics })
+	var payloads converter.DataConverter
+	cl, err := connection.Dial(c, logger, func(o *client.Options) {
+		o.MetricsHandler = metrics
+		payloads = o.DataConverter
+	})
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 1)
 	}
@@ -78,13 +90,20 @@ func runWorker(c *cli.Context) error {
 	})
 	workflows.Register(w)
 	acts := &activities.Activities{Client: activities.NewHTTPClient(tlsConfig.devices), Sources: activities.NewSourceClient(tlsConfig.sources),
-		DeviceToken: token, FirmwareKeys: keys, Temporal: cl}
+		DeviceToken: token, FirmwareKeys: keys, Temporal: cl, Payloads: payloads}
 	acts.Register(w)
 
 	if addr := c.String("checkin-listen"); addr != "" {
 		stop, err := serveCheckins(addr, checkin.Handler(cl, c.String("task-queue"), logger), logger)
 		if err != nil {
 			return cli.Exit("worker: --checkin-listen: "+err.Error(), 2)
+		}
+		defer stop()
+	}
+	if codecEndpoint != nil {
+		stop, err := codecEndpoint.serve(logger)
+		if err != nil {
+			return cli.Exit("worker: --codec-listen: "+err.Error(), 2)
 		}
 		defer stop()
 	}
