@@ -23,7 +23,8 @@ type Activities struct {
 	// rollback read which devices the rolled-back rollout updated.
 	Temporal client.Client
 
-	updated updatedCache
+	updated  updatedCache
+	shutdown shutdown
 }
 
 // Register adds the activities to a worker under their product names.

@@ -91,11 +91,12 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 	body := newDigestReader(image, req.Firmware.SHA256, size)
 	uploadCtx, cancelUpload := context.WithCancelCause(ctx)
 	defer cancelUpload(nil)
+	defer a.cutAtGraceOver(cancelUpload)()
 	answered := make(chan struct{})
 	go heartbeatUpload(uploadCtx, cancelUpload, body, progress, answered)
 	if offset > 0 {
 		if err := primeWithHeldPrefix(uploadCtx, image, body, offset); err != nil {
-			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
+			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, progress, err)
 		}
 	}
 
@@ -119,7 +120,7 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 		if resp != nil {
 			drainAndClose(resp.Body)
 		}
-		return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
+		return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, progress, err)
 	}
 	defer drainAndClose(resp.Body)
 
@@ -150,11 +151,14 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, prev
 }
 
 // uploadError reports why an upload (or the priming before it) ended
-// without an answer: an image that is not the spec's, a firmware source
-// that broke off, or the device connection.
-func uploadError(ctx, uploadCtx context.Context, body *digestReader, err error) error {
+// without an answer: an image that is not the spec's, the worker's
+// shutdown, a firmware source that broke off, or the device connection.
+func uploadError(ctx, uploadCtx context.Context, body *digestReader, progress pushProgress, err error) error {
 	if why := body.refused(); why != "" {
 		return permanent(workflows.ErrChecksumMismatch, "push: "+why)
+	}
+	if cutByShutdown(uploadCtx) {
+		return shutdownError(ctx, progress, body.sent.Load())
 	}
 	if why := body.sourceFailed(); why != "" && uploadCtx.Err() == nil {
 		// The image broke off, not the device: say so in the reason.

@@ -51,6 +51,15 @@ func main() {
 				Name:  "sticky-cache-size",
 				Usage: "workflow executions kept in memory between workflow tasks (0: SDK default, 10,000)",
 			},
+			&cli.DurationFlag{
+				Name:  "shutdown-grace",
+				Usage: "on SIGTERM or SIGINT, running pushes get `DUR` to finish; those still running are then cut, and the next worker resumes them",
+				Value: defaultShutdownGrace,
+			},
+			&cli.StringFlag{
+				Name:  "health-listen",
+				Usage: "serve GET /healthz on `HOST:PORT` (200 while the worker runs and reaches Temporal, else 503); off when empty",
+			},
 		),
 		Action:          runWorker,
 		HideHelpCommand: true,

@@ -36,6 +36,10 @@ func runWorker(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("worker: --%s must be at least %d, got %d", f.name, f.min, c.Int(f.name)), 2)
 		}
 	}
+	grace := c.Duration("shutdown-grace")
+	if grace < 0 {
+		return cli.Exit(fmt.Sprintf("worker: --shutdown-grace must not be negative, got %s", grace), 2)
+	}
 	if size := c.Int("sticky-cache-size"); size > 0 {
 		worker.SetStickyWorkflowCacheSize(size)
 	}
@@ -53,6 +57,7 @@ func runWorker(c *cli.Context) error {
 		MaxConcurrentWorkflowTaskExecutionSize: c.Int("max-concurrent-workflow-tasks"),
 		MaxConcurrentWorkflowTaskPollers:       c.Int("workflow-pollers"),
 		MaxConcurrentActivityTaskPollers:       c.Int("activity-pollers"),
+		WorkerStopTimeout:                      sdkStopTimeout(grace),
 	})
 	workflows.Register(w)
 	acts := &activities.Activities{Client: activities.NewHTTPClient(nil), DeviceToken: token, Temporal: cl}
@@ -66,9 +71,18 @@ func runWorker(c *cli.Context) error {
 		defer stop()
 	}
 
+	healthz := &health{temporal: cl}
+	if addr := c.String("health-listen"); addr != "" {
+		stop, err := serveHealth(addr, healthz, logger)
+		if err != nil {
+			return cli.Exit("worker: --health-listen: "+err.Error(), 2)
+		}
+		defer stop()
+	}
+
 	logger.Info("worker started", "address", c.String("address"), "namespace", c.String("namespace"),
 		"taskQueue", c.String("task-queue"), "deviceToken", token != "")
-	if err := w.Run(worker.InterruptCh()); err != nil {
+	if err := runUntilStopped(w, grace, logger, acts, healthz); err != nil {
 		return cli.Exit("worker: "+err.Error(), 1)
 	}
 	return nil

@@ -36,6 +36,8 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	switch verdict {
 	case refuseInstalling:
 		writeError(w, http.StatusServiceUnavailable, "installing")
+	case refuseReceiving:
+		writeError(w, http.StatusServiceUnavailable, "receiving another upload")
 	case refuseHeaders:
 		writeError(w, http.StatusBadRequest, "X-Firmware-Version and X-Firmware-SHA256 (64 hex digits) are required; Upload-Offset, when sent, is a byte count")
 	case refuseForbidden:
@@ -81,27 +83,36 @@ func (f *Fleet) readUploadHeaders(r *http.Request) (uploadHeaders, bool) {
 	return up, ok
 }
 
-// receive streams the image through SHA-256, continuing the partial it
+// receive takes an upload's body and answers once the device is done
+// receiving it, so that the client may send again right after the answer.
+func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) {
+	code, why := f.take(r, d, up, from)
+	d.endReceiving()
+	if code == http.StatusAccepted {
+		writeJSON(w, code, map[string]string{"status": "accepted"})
+		return
+	}
+	writeError(w, code, why)
+}
+
+// take streams the image through SHA-256, continuing the partial it
 // resumes, and when the whole image matches, starts the install. A body that
 // ends early installs nothing and is kept as a partial.
-func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) {
+func (f *Fleet) take(r *http.Request, d *device, up uploadHeaders, from partialUpload) (code int, why string) {
 	hash := from.hash()
 	n, err := io.Copy(hash, f.body(r, d))
 	if err != nil {
 		f.keepPartial(d, up, from.offset+n, hash)
-		writeError(w, http.StatusBadRequest, "incomplete upload: "+err.Error())
-		return
+		return http.StatusBadRequest, "incomplete upload: " + err.Error()
 	}
 	d.forgetPartial(up.checksum)
 	if hex.EncodeToString(hash.Sum(nil)) != up.checksum {
-		writeError(w, http.StatusUnprocessableEntity, "checksum mismatch")
-		return
+		return http.StatusUnprocessableEntity, "checksum mismatch"
 	}
 	if !d.beginInstall(f.clock.Now(), up.version, f.reboot) {
-		writeError(w, http.StatusServiceUnavailable, "installing")
-		return
+		return http.StatusServiceUnavailable, "installing"
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+	return http.StatusAccepted, ""
 }
 
 // dropMidStream reads about half the upload, keeps it as a partial, then
@@ -115,6 +126,7 @@ func (f *Fleet) dropMidStream(w http.ResponseWriter, r *http.Request, d *device,
 	// Whatever the read returns, the device is going down.
 	n, _ := io.CopyN(hash, f.body(r, d), half)
 	f.keepPartial(d, up, from.offset+n, hash)
+	d.endReceiving()
 	hangUp(w)
 }
 
