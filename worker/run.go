@@ -126,23 +126,18 @@ func deviceToken(file string) (string, error) {
 // are filterable from the first run. Where the worker may not register
 // them (Temporal Cloud), it says what to run.
 func ensureSearchAttributes(ctx context.Context, cl client.Client, namespace string) error {
-	existing, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("listing search attributes: %w", err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for _, name := range workflows.SearchAttributeNames {
-		if _, ok := existing.GetCustomAttributes()[name]; !ok {
-			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-		}
-	}
-	if len(missing) == 0 {
-		return nil
+	missing, err := missingSearchAttributes(ctx, cl, namespace)
+	if err != nil || len(missing) == 0 {
+		return err
 	}
 	_, err = cl.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: namespace, SearchAttributes: missing,
 	})
 	if err != nil {
+		// Workers started together race to add them: one wins.
+		if now, listErr := missingSearchAttributes(ctx, cl, namespace); listErr == nil && len(now) == 0 {
+			return nil
+		}
 		var hint strings.Builder
 		for _, name := range workflows.SearchAttributeNames {
 			if _, ok := missing[name]; ok {
@@ -153,4 +148,19 @@ func ensureSearchAttributes(ctx context.Context, cl client.Client, namespace str
 			namespace, err, namespace, hint.String())
 	}
 	return nil
+}
+
+// missingSearchAttributes are the product's attributes the namespace lacks.
+func missingSearchAttributes(ctx context.Context, cl client.Client, namespace string) (map[string]enumspb.IndexedValueType, error) {
+	existing, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("listing search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, name := range workflows.SearchAttributeNames {
+		if _, ok := existing.GetCustomAttributes()[name]; !ok {
+			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		}
+	}
+	return missing, nil
 }
