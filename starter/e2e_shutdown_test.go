@@ -52,8 +52,10 @@ type pushHeartbeat struct {
 func (p *proc) stopGracefully(t *testing.T, within time.Duration) int {
 	t.Helper()
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	start := time.Now()
 	select {
 	case <-p.done:
+		t.Logf("%s exited %.1fs after SIGTERM", p.name, time.Since(start).Seconds())
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(within):
 		t.Fatalf("%s did not exit within %s of SIGTERM", p.name, within)
