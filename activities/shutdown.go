@@ -72,6 +72,6 @@ func shutdownError(ctx context.Context, progress pushProgress, sent int64) error
 	progress.BytesSent = sent
 	activity.RecordHeartbeat(ctx, progress)
 	return transientOfType(ctx, errWorkerShutdown, fmt.Sprintf(
-		"push: cut after %d bytes (resumed at %d): %v; the next attempt resumes the upload",
+		"push: cut after %d bytes, sent from offset %d: %v; the next attempt resumes the upload",
 		sent, progress.ConfirmedOffset, errGraceOver), 0)
 }
