@@ -36,7 +36,8 @@ type Activities struct {
 	// codec when payloads are encrypted; nil is the SDK's default.
 	Payloads converter.DataConverter
 
-	updated updatedCache
+	updated  updatedCache
+	shutdown shutdown
 }
 
 // Register adds the activities to a worker under their product names.

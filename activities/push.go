@@ -106,12 +106,13 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, sign
 	defer countSent(ctx, body)
 	uploadCtx, cancelUpload := context.WithCancelCause(ctx)
 	defer cancelUpload(nil)
+	defer a.cutAtGraceOver(cancelUpload)()
 	answered := make(chan struct{})
 	go heartbeatUpload(uploadCtx, cancelUpload, body, progress, answered)
 	if offset > 0 {
 		countResumed(ctx, offset)
 		if err := primeWithHeldPrefix(uploadCtx, image, body, offset); err != nil {
-			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
+			return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, progress, err)
 		}
 	}
 
@@ -135,7 +136,7 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, sign
 		if resp != nil {
 			drainAndClose(resp.Body)
 		}
-		return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, err)
+		return workflows.PushResult{}, uploadError(ctx, uploadCtx, body, progress, err)
 	}
 	defer drainAndClose(resp.Body)
 
@@ -166,11 +167,14 @@ func (a *Activities) upload(ctx context.Context, req workflows.PushRequest, sign
 }
 
 // uploadError reports why an upload (or the priming before it) ended
-// without an answer: an image that is not the spec's, a firmware source
-// that broke off, or the device connection.
-func uploadError(ctx, uploadCtx context.Context, body *digestReader, err error) error {
+// without an answer: an image that is not the spec's, the worker's
+// shutdown, a firmware source that broke off, or the device connection.
+func uploadError(ctx, uploadCtx context.Context, body *digestReader, progress pushProgress, err error) error {
 	if refusal := body.refused(); refusal != nil {
 		return permanent(refusal.errType, "push: "+refusal.why)
+	}
+	if cutByShutdown(uploadCtx) {
+		return shutdownError(ctx, progress, body.sent.Load())
 	}
 	if why := body.sourceFailed(); why != "" && uploadCtx.Err() == nil {
 		// The image broke off, not the device: say so in the reason.

@@ -70,6 +70,15 @@ func main() {
 				Usage: "log at `LEVEL` and above: debug, info, warn or error",
 				Value: "info",
 			},
+			&cli.DurationFlag{
+				Name:  "shutdown-grace",
+				Usage: "on SIGTERM or SIGINT, running pushes get `DUR` to finish; those still running are then cut, and the next worker resumes them",
+				Value: defaultShutdownGrace,
+			},
+			&cli.StringFlag{
+				Name:  "health-listen",
+				Usage: "serve GET /healthz on `HOST:PORT` (200 while the worker runs and reaches Temporal, else 503); off when empty",
+			},
 		),
 		Action:          runWorker,
 		HideHelpCommand: true,

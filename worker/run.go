@@ -57,6 +57,10 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
 	}
+	grace := c.Duration("shutdown-grace")
+	if grace < 0 {
+		return cli.Exit(fmt.Sprintf("worker: --shutdown-grace must not be negative, got %s", grace), 2)
+	}
 	if size := c.Int("sticky-cache-size"); size > 0 {
 		worker.SetStickyWorkflowCacheSize(size)
 	}
@@ -87,6 +91,7 @@ func runWorker(c *cli.Context) error {
 		MaxConcurrentWorkflowTaskExecutionSize: c.Int("max-concurrent-workflow-tasks"),
 		MaxConcurrentWorkflowTaskPollers:       c.Int("workflow-pollers"),
 		MaxConcurrentActivityTaskPollers:       c.Int("activity-pollers"),
+		WorkerStopTimeout:                      sdkStopTimeout(grace),
 	})
 	workflows.Register(w)
 	acts := &activities.Activities{Client: activities.NewHTTPClient(tlsConfig.devices), Sources: activities.NewSourceClient(tlsConfig.sources),
@@ -108,9 +113,18 @@ func runWorker(c *cli.Context) error {
 		defer stop()
 	}
 
+	healthz := &health{temporal: cl}
+	if addr := c.String("health-listen"); addr != "" {
+		stop, err := serveHealth(addr, healthz, logger)
+		if err != nil {
+			return cli.Exit("worker: --health-listen: "+err.Error(), 2)
+		}
+		defer stop()
+	}
+
 	logger.Info("worker started", "address", c.String("address"), "namespace", c.String("namespace"),
 		"taskQueue", c.String("task-queue"), "deviceToken", token != "", "firmwarePublicKeys", len(keys))
-	if err := w.Run(worker.InterruptCh()); err != nil {
+	if err := runUntilStopped(w, grace, logger, acts, healthz); err != nil {
 		return cli.Exit("worker: "+err.Error(), 1)
 	}
 	return nil
@@ -154,23 +168,18 @@ func deviceToken(file string) (string, error) {
 // are filterable from the first run. Where the worker may not register
 // them (Temporal Cloud), it says what to run.
 func ensureSearchAttributes(ctx context.Context, cl client.Client, namespace string) error {
-	existing, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("listing search attributes: %w", err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for _, name := range workflows.SearchAttributeNames {
-		if _, ok := existing.GetCustomAttributes()[name]; !ok {
-			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-		}
-	}
-	if len(missing) == 0 {
-		return nil
+	missing, err := missingSearchAttributes(ctx, cl, namespace)
+	if err != nil || len(missing) == 0 {
+		return err
 	}
 	_, err = cl.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: namespace, SearchAttributes: missing,
 	})
 	if err != nil {
+		// Workers started together race to add them: one wins.
+		if now, listErr := missingSearchAttributes(ctx, cl, namespace); listErr == nil && len(now) == 0 {
+			return nil
+		}
 		var hint strings.Builder
 		for _, name := range workflows.SearchAttributeNames {
 			if _, ok := missing[name]; ok {
@@ -181,4 +190,19 @@ func ensureSearchAttributes(ctx context.Context, cl client.Client, namespace str
 			namespace, err, namespace, hint.String())
 	}
 	return nil
+}
+
+// missingSearchAttributes are the product's attributes the namespace lacks.
+func missingSearchAttributes(ctx context.Context, cl client.Client, namespace string) (map[string]enumspb.IndexedValueType, error) {
+	existing, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("listing search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, name := range workflows.SearchAttributeNames {
+		if _, ok := existing.GetCustomAttributes()[name]; !ok {
+			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		}
+	}
+	return missing, nil
 }

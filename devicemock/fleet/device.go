@@ -29,6 +29,7 @@ type device struct {
 	wasBusy      bool           // a fail-429 device has answered its one 429
 	droppedFirst bool           // a drop device has already cut its one upload
 	partial      *partialUpload // what an upload that ended early left; nil when none
+	receiving    int            // uploads whose body is being read
 }
 
 // settleLocked finishes an install whose reboot is over.
@@ -54,6 +55,7 @@ type verdict int
 const (
 	receiveBody verdict = iota
 	refuseInstalling
+	refuseReceiving
 	refuseHeaders
 	refuseUnsigned
 	refuseForbidden
@@ -80,6 +82,10 @@ func (d *device) admit(now time.Time, up uploadHeaders, headersOK bool) (verdict
 	switch {
 	case !d.readyAt.IsZero():
 		return refuseInstalling, partialUpload{}
+	case d.receiving > 0:
+		// One upload at a time: the body of a client that gave up may still
+		// be arriving from the socket buffers, and it may yet install.
+		return refuseReceiving, partialUpload{}
 	case !headersOK:
 		return refuseHeaders, partialUpload{}
 	case up.unsigned:
@@ -98,9 +104,25 @@ func (d *device) admit(now time.Time, up uploadHeaders, headersOK bool) (verdict
 		return conflictingOffset, held
 	case d.fault == FaultDrop && !d.droppedFirst:
 		d.droppedFirst = true
+		d.receiving++
 		return dropMidStream, from
 	}
+	d.receiving++
 	return receiveBody, from
+}
+
+// receivingNow says whether an upload's body is being read.
+func (d *device) receivingNow() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.receiving > 0
+}
+
+// endReceiving ends an upload admitted to receiveBody or dropMidStream.
+func (d *device) endReceiving() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.receiving--
 }
 
 // beginInstall starts installing version until now+reboot. It reports false

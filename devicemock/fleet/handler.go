@@ -64,21 +64,26 @@ type versionReply struct {
 	State   string `json:"state"`
 }
 
+// serveVersion answers the running version; its state is "receiving"
+// while an upload's body is being read, else "idle".
 func (f *Fleet) serveVersion(w http.ResponseWriter, r *http.Request) {
-	f.serveIfIdle(w, r, func(version string) any {
+	f.serveIfIdle(w, r, func(d *device, version string) any {
+		if d.receivingNow() {
+			return versionReply{Version: version, State: "receiving"}
+		}
 		return versionReply{Version: version, State: "idle"}
 	})
 }
 
 func (f *Fleet) serveHealth(w http.ResponseWriter, r *http.Request) {
-	f.serveIfIdle(w, r, func(string) any {
+	f.serveIfIdle(w, r, func(*device, string) any {
 		return map[string]string{"status": "ok"}
 	})
 }
 
 // serveIfIdle answers 200 with reply(running version) unless the device is
 // unknown, offline, or installing (503).
-func (f *Fleet) serveIfIdle(w http.ResponseWriter, r *http.Request, reply func(version string) any) {
+func (f *Fleet) serveIfIdle(w http.ResponseWriter, r *http.Request, reply func(d *device, version string) any) {
 	d := f.lookup(w, r)
 	if d == nil || !f.reach(w, r, d) {
 		return
@@ -88,7 +93,7 @@ func (f *Fleet) serveIfIdle(w http.ResponseWriter, r *http.Request, reply func(v
 		writeError(w, http.StatusServiceUnavailable, "installing")
 		return
 	}
-	writeJSON(w, http.StatusOK, reply(version))
+	writeJSON(w, http.StatusOK, reply(d, version))
 }
 
 // serveInventory lists the devices at the address the client asked, in

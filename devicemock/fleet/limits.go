@@ -45,7 +45,11 @@ func (f *Fleet) imageTooLarge(w http.ResponseWriter, r *http.Request, offset int
 }
 
 func (f *Fleet) refuseTooLarge(w http.ResponseWriter) {
-	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image larger than the %d bytes this device takes", f.maxImage))
+	writeError(w, http.StatusRequestEntityTooLarge, f.tooLarge())
+}
+
+func (f *Fleet) tooLarge() string {
+	return fmt.Sprintf("image larger than the %d bytes this device takes", f.maxImage)
 }
 
 // overImageLimit says whether a body read failed because it went past the

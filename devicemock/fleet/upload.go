@@ -44,6 +44,8 @@ func (f *Fleet) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	switch verdict {
 	case refuseInstalling:
 		writeError(w, http.StatusServiceUnavailable, "installing")
+	case refuseReceiving:
+		writeError(w, http.StatusServiceUnavailable, "receiving another upload")
 	case refuseHeaders:
 		writeError(w, http.StatusBadRequest, "X-Firmware-Version and X-Firmware-SHA256 (64 hex digits) are required; Upload-Offset, when sent, is a byte count; X-Firmware-Signature, when checked, is a base64 ed25519 signature")
 	case refuseUnsigned:
@@ -100,36 +102,44 @@ func (f *Fleet) readUploadHeaders(r *http.Request) (uploadHeaders, bool) {
 	return up, ok
 }
 
-// receive streams the image through SHA-256, continuing the partial it
-// resumes, and when the whole image matches, starts the install. A body that
-// ends early installs nothing and is kept as a partial.
+// receive takes an upload's body and answers once the device is done
+// receiving it, so that the client may send again right after the answer.
 func (f *Fleet) receive(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) {
+	code, why := f.take(w, r, d, up, from)
+	d.endReceiving()
+	if code == http.StatusAccepted {
+		writeJSON(w, code, map[string]string{"status": "accepted"})
+		return
+	}
+	writeError(w, code, why)
+}
+
+// take streams the image through SHA-256, continuing the partial it
+// resumes, and when the whole image matches (and, with keys, its
+// signature verifies), starts the install. A body that ends early installs
+// nothing and is kept as a partial.
+func (f *Fleet) take(w http.ResponseWriter, r *http.Request, d *device, up uploadHeaders, from partialUpload) (code int, why string) {
 	hash := from.hash()
 	n, err := io.Copy(hash, f.body(w, r, d, from.offset))
 	if overImageLimit(err) {
-		f.refuseTooLarge(w)
-		return
+		return http.StatusRequestEntityTooLarge, f.tooLarge()
 	}
 	if err != nil {
 		f.keepPartial(d, up, from.offset+n, hash)
-		writeError(w, http.StatusBadRequest, "incomplete upload: "+err.Error())
-		return
+		return http.StatusBadRequest, "incomplete upload: " + err.Error()
 	}
 	d.forgetPartial(up.checksum)
 	received := hex.EncodeToString(hash.Sum(nil))
 	if received != up.checksum {
-		writeError(w, http.StatusUnprocessableEntity, "checksum mismatch")
-		return
+		return http.StatusUnprocessableEntity, "checksum mismatch"
 	}
 	if len(f.keys) > 0 && !f.keys.Verify(up.version, received, up.signature) {
-		writeError(w, http.StatusUnprocessableEntity, "firmware signature does not verify")
-		return
+		return http.StatusUnprocessableEntity, "firmware signature does not verify"
 	}
 	if !d.beginInstall(f.clock.Now(), up.version, f.reboot) {
-		writeError(w, http.StatusServiceUnavailable, "installing")
-		return
+		return http.StatusServiceUnavailable, "installing"
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+	return http.StatusAccepted, ""
 }
 
 // dropMidStream reads about half the upload, keeps it as a partial, then
@@ -143,6 +153,7 @@ func (f *Fleet) dropMidStream(w http.ResponseWriter, r *http.Request, d *device,
 	// Whatever the read returns, the device is going down.
 	n, _ := io.CopyN(hash, f.body(w, r, d, from.offset), half)
 	f.keepPartial(d, up, from.offset+n, hash)
+	d.endReceiving()
 	hangUp(w)
 }
 
