@@ -18,7 +18,7 @@ type chaos struct {
 	bandwidth  int64         // bytes/s, worker to device; 0: unlimited
 	resetAfter int64         // reset the connection (RST) after this many bytes
 	resets     int32         // how many connections to reset; 0: all that get there
-	stallAfter int64         // stop reading, keep the connection open (a peer gone half-open)
+	stallAfter int64         // stop reading from the worker, keep its connection open (half-open)
 	stalls     int32         // how many connections to stall
 	stallFor   time.Duration // then drop the stalled connection
 	swallow    bool          // relay uploads, never their answers (as many as stalls)
@@ -63,7 +63,18 @@ func (p *chaosProxy) serve() {
 // link is one relayed connection.
 type link struct {
 	client, device net.Conn
-	relayed        atomic.Int64 // worker-to-device bytes so far
+	relayed        atomic.Int64  // worker-to-device bytes so far
+	stalled        chan struct{} // closed when the link stalls
+	stallOver      chan struct{} // closed when the stalled link is dropped
+}
+
+func (l *link) isStalled() bool {
+	select {
+	case <-l.stalled:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *chaosProxy) relay(client net.Conn) {
@@ -72,7 +83,7 @@ func (p *chaosProxy) relay(client net.Conn) {
 		_ = client.Close()
 		return
 	}
-	l := &link{client: client, device: device}
+	l := &link{client: client, device: device, stalled: make(chan struct{}), stallOver: make(chan struct{})}
 	done := make(chan struct{}, 2)
 	go func() { p.toDevice(l); done <- struct{}{} }()
 	go func() { p.toWorker(l); done <- struct{}{} }()
@@ -102,10 +113,17 @@ func (p *chaosProxy) toDevice(l *link) {
 			}
 			if p.chaos.stallAfter > 0 && relayed+int64(n) > p.chaos.stallAfter && p.take(&p.stalls, p.chaos.stalls) {
 				p.forward(l, chunk[:p.chaos.stallAfter-relayed])
-				// The TCP window closes: the worker's writes block, as they
-				// do when the line to a device dies without a reset.
+				// The line dies without a reset. The worker's side stays
+				// open with its window shut, so its writes block; the
+				// device sees its upload end early, keeps what it got and
+				// may take a retry.
+				close(l.stalled)
+				if tcp, ok := l.device.(*net.TCPConn); ok {
+					_ = tcp.CloseWrite()
+				}
 				time.Sleep(p.chaos.stallFor)
 				reset(l.client)
+				close(l.stallOver)
 				return
 			}
 			p.pace(n)
@@ -159,6 +177,15 @@ func (p *chaosProxy) toWorker(l *link) {
 	swallowing := false
 	for {
 		n, err := l.device.Read(buf)
+		if l.isStalled() {
+			// Nothing reaches the worker over a dead line, and its side
+			// stays open until the stall ends.
+			if err != nil {
+				<-l.stallOver
+				return
+			}
+			continue
+		}
 		if n > 0 {
 			if p.chaos.swallow && !swallowing && l.relayed.Load() > swallowAfter {
 				swallowing = p.take(&p.stalls, p.chaos.stalls)
