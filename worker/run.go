@@ -30,6 +30,10 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
 	}
+	// Every setting is checked before anything is logged or started.
+	if _, err := connection.Options(c); err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
+	}
 	token, err := deviceToken(c.String("device-token-file"))
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
@@ -37,10 +41,6 @@ func runWorker(c *cli.Context) error {
 	keys, err := signing.LoadPublicKeys(c.StringSlice("firmware-public-key"))
 	if err != nil {
 		return cli.Exit("worker: --firmware-public-key: "+err.Error(), 2)
-	}
-	tlsConfig, err := loadDeviceTLS(c, logger)
-	if err != nil {
-		return cli.Exit("worker: "+err.Error(), 2)
 	}
 	for _, f := range []struct {
 		name string
@@ -50,9 +50,6 @@ func runWorker(c *cli.Context) error {
 			return cli.Exit(fmt.Sprintf("worker: --%s must be at least %d, got %d", f.name, f.min, c.Int(f.name)), 2)
 		}
 	}
-	if _, err := connection.Options(c); err != nil {
-		return cli.Exit("worker: "+err.Error(), 2)
-	}
 	codecEndpoint, err := newCodecEndpoint(c, logger)
 	if err != nil {
 		return cli.Exit("worker: "+err.Error(), 2)
@@ -60,6 +57,11 @@ func runWorker(c *cli.Context) error {
 	grace := c.Duration("shutdown-grace")
 	if grace < 0 {
 		return cli.Exit(fmt.Sprintf("worker: --shutdown-grace must not be negative, got %s", grace), 2)
+	}
+	// Last of the checks: it logs what it loaded.
+	tlsConfig, err := loadDeviceTLS(c, logger)
+	if err != nil {
+		return cli.Exit("worker: "+err.Error(), 2)
 	}
 	if size := c.Int("sticky-cache-size"); size > 0 {
 		worker.SetStickyWorkflowCacheSize(size)
