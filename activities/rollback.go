@@ -110,12 +110,14 @@ func (a *Activities) deviceUpdateRecord(ctx context.Context, workflowID, runID s
 		}
 		if started := e.GetWorkflowExecutionStartedEventAttributes(); started != nil {
 			if err := dc.FromPayloads(started.GetInput(), &req); err != nil {
-				return req, result, fmt.Errorf("reading the input of %s: %w", workflowID, err)
+				// A payload this worker cannot decode (encrypted with a key it
+				// lacks) will not decode on a retry either.
+				return req, result, permanent(workflows.ErrInventory, fmt.Sprintf("reading the input of %s: %v", workflowID, err))
 			}
 		}
 		if done := e.GetWorkflowExecutionCompletedEventAttributes(); done != nil {
 			if err := dc.FromPayloads(done.GetResult(), &result); err != nil {
-				return req, result, fmt.Errorf("reading the result of %s: %w", workflowID, err)
+				return req, result, permanent(workflows.ErrInventory, fmt.Sprintf("reading the result of %s: %v", workflowID, err))
 			}
 		}
 	}
