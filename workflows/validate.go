@@ -39,6 +39,10 @@ func (s Spec) Validate() error {
 	if !rolloutIDPattern.MatchString(s.ID) {
 		return fieldErr("id", "%q must be 1-128 letters, digits, '.', '_', ':' or '-' and start with a letter or digit", s.ID)
 	}
+	if s.ID+"/" == presencePrefix {
+		// Its device updates would take the presence workflows' IDs.
+		return fieldErr("id", "%q is reserved for the devices' presence workflows", s.ID)
+	}
 	if err := s.Firmware.validate("firmware"); err != nil {
 		return err
 	}

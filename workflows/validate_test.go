@@ -83,6 +83,7 @@ func TestValidateNamesTheField(t *testing.T) {
 			s.Rollback = &Rollback{OnAbort: true, Firmware: Firmware{Version: "2.3.0", URL: "file:///fw/2.3.0.bin", SHA256: testSHA, Signature: "AAAA"}}
 		}, "rollback.firmware.signature", "got 3 bytes"},
 
+		{"id reserved", func(s *Spec) { s.ID = "presence" }, "id", "reserved for the devices' presence workflows"},
 		{"inventory missing", func(s *Spec) { s.Inventory = "" }, "inventory", "is required"},
 		{"inventory ftp", func(s *Spec) { s.Inventory = "ftp://host/inv.json" }, "inventory", "path, a file:// URL or an http(s):// URL"},
 		{"inventory without host", func(s *Spec) { s.Inventory = "https:///inv.json" }, "inventory", "no host"},
