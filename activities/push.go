@@ -53,6 +53,9 @@ func (a *Activities) pushFirmware(ctx context.Context, req workflows.PushRequest
 	}
 
 	current, err := a.getVersion(ctx, "probe", req.Address)
+	if earlier.Uploading && busyOrAway(current, err) {
+		current, err = a.awaitInstall(ctx, req, earlier)
+	}
 	if err != nil {
 		return workflows.PushResult{}, err
 	}

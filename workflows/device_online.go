@@ -39,6 +39,8 @@ func pushWhenOnline(ctx workflow.Context, req DeviceRequest, timing DeviceTiming
 			DeviceID:  req.DeviceID,
 			Address:   req.Address,
 			Firmware:  req.Firmware,
+
+			InstallWithin: timing.VerifyTimeout,
 		}).Get(ctx, &push)
 		wasOffline := !deadline.IsZero()
 		if err == nil || timing.WaitOnline == 0 || !isUnreachable(err) {

@@ -79,7 +79,8 @@ func TestDeviceUpdateUpdated(t *testing.T) {
 
 	assert.Equal(t, DeviceResult{Outcome: OutcomeUpdated, PreviousVersion: "2.3.1"}, res)
 	mu.Lock()
-	assert.Equal(t, PushRequest{RolloutID: req.RolloutID, DeviceID: "pos-1", Address: req.Address, Firmware: req.Firmware}, got)
+	assert.Equal(t, PushRequest{RolloutID: req.RolloutID, DeviceID: "pos-1", Address: req.Address, Firmware: req.Firmware,
+		InstallWithin: DefaultVerifyTimeout}, got, "a retry waits for an install as long as verify would")
 	mu.Unlock()
 	assert.Equal(t, 1, f.pushCount("pos-1"))
 	assert.Equal(t, 1, f.verifyCount("pos-1"))

@@ -84,6 +84,9 @@ type PushRequest struct {
 	DeviceID  string   `json:"deviceId"`
 	Address   string   `json:"address"`
 	Firmware  Firmware `json:"firmware"`
+	// InstallWithin bounds how long a retry waits for a device that may
+	// be installing the image an earlier attempt uploaded (device.verifyTimeout).
+	InstallWithin time.Duration `json:"installWithin,omitempty"`
 }
 
 // PushResult says whether the device took the image or already ran it.
