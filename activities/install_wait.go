@@ -46,6 +46,11 @@ func (a *Activities) awaitInstall(ctx context.Context, req workflows.PushRequest
 		select {
 		case <-ctx.Done():
 			return deviceVersion{}, ctx.Err()
+		case <-a.graceOver().Done():
+			// Reported now, so that the server retries at once on another
+			// worker, which waits again.
+			return deviceVersion{}, transientOfType(ctx, errWorkerShutdown,
+				"probe: waiting for the device to finish installing, cut by the worker's shutdown", 0)
 		case <-time.After(wait):
 		}
 		wait = min(maxPoll, wait*3/2)

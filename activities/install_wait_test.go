@@ -48,6 +48,18 @@ func TestPushFirmwareRetryWaitsForInstall(t *testing.T) {
 		requireTransient(t, err, "probe", "503", "(attempt 2)")
 		require.EqualValues(t, 1, deviceStats(t, f, firstDevice).Uploads)
 	})
+	t.Run("cut by the worker's shutdown", func(t *testing.T) {
+		t.Parallel()
+		f, addr := installing(t, time.Hour)
+		h := newHarness(t, withAttempt(2), afterUpload)
+		h.acts.BeginShutdown(500 * time.Millisecond)
+		_, err := h.push(pushRequest(addr, im.firmware(url)))
+		ae := appError(t, err)
+		require.Equal(t, "WorkerShutdown", ae.Type(), ae.Message())
+		require.False(t, ae.NonRetryable(), "another worker waits again")
+		require.True(t, lastBeat(t, h).Uploading, "the next attempt still knows the image may be installed")
+		require.EqualValues(t, 1, deviceStats(t, f, firstDevice).Uploads)
+	})
 	t.Run("no earlier upload: a busy device fails the attempt at once", func(t *testing.T) {
 		t.Parallel()
 		f, addr := installing(t, time.Hour)
